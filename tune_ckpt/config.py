@@ -1,0 +1,206 @@
+"""User-facing configuration: frozen dataclasses validated at construction.
+
+Every invalid value raises ``ValueError`` (or ``TypeError`` for a wrong type) naming the field,
+the value and what is allowed, so a mistake surfaces where it was made, not in a worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+StopCallable = Callable[[str, dict[str, Any]], bool]
+TransferMode = Literal["auto", "shared", "object_store"]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bad(field_name: str, value: object, allowed: str) -> ValueError:
+    return ValueError(f"{field_name}={value!r} is invalid: {allowed}")
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Which checkpoints are taken and which are kept.
+
+    Args:
+        num_to_keep: keep at most this many checkpoints (the best by
+            ``checkpoint_score_attribute``, else the most recent) plus always the latest one.
+            ``None`` keeps all.
+        checkpoint_score_attribute: metric ranking checkpoints; nested names use ``/``
+            (``"val/acc"`` reads ``metrics["val"]["acc"]``).
+        checkpoint_score_order: ``"max"`` or ``"min"``.
+        checkpoint_frequency: checkpoint every N training iterations (0 disables).
+        checkpoint_at_end: checkpoint when a trial stops, unless that iteration already was.
+    """
+
+    num_to_keep: int | None = None
+    checkpoint_score_attribute: str | None = None
+    checkpoint_score_order: str = "max"
+    checkpoint_frequency: int = 0
+    checkpoint_at_end: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_to_keep is not None and (not _is_int(self.num_to_keep) or self.num_to_keep < 1):
+            raise _bad("num_to_keep", self.num_to_keep, "an int >= 1, or None to keep all")
+        if self.checkpoint_score_order not in ("max", "min"):
+            raise _bad("checkpoint_score_order", self.checkpoint_score_order, '"max" or "min"')
+        if not _is_int(self.checkpoint_frequency) or self.checkpoint_frequency < 0:
+            raise _bad(
+                "checkpoint_frequency", self.checkpoint_frequency, "an int >= 0 (0 disables)"
+            )
+        if self.checkpoint_at_end is not None and not isinstance(self.checkpoint_at_end, bool):
+            raise _bad("checkpoint_at_end", self.checkpoint_at_end, "True, False or None")
+        attr = self.checkpoint_score_attribute
+        if attr is not None and (not isinstance(attr, str) or not attr.strip("/")):
+            raise _bad("checkpoint_score_attribute", attr, "a non-empty metric name, or None")
+
+
+@dataclass(frozen=True)
+class FailureConfig:
+    """How trial failures are handled.
+
+    Args:
+        max_failures: restarts allowed per trial after failures (from the latest checkpoint);
+            ``-1`` means unlimited. Preemptions are not counted against it.
+        fail_fast: ``True`` stops the whole sweep at the first trial error; ``"raise"`` also
+            re-raises that error from ``fit()``. Only valid with ``max_failures=0``.
+    """
+
+    max_failures: int = 0
+    fail_fast: bool | str = False
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.max_failures) or self.max_failures < -1:
+            raise _bad("max_failures", self.max_failures, "an int >= 0, or -1 for unlimited")
+        if self.fail_fast not in (True, False, "raise"):
+            raise _bad("fail_fast", self.fail_fast, 'True, False or "raise"')
+        if self.fail_fast and self.max_failures != 0:
+            raise ValueError(
+                f"fail_fast={self.fail_fast!r} cannot be combined with "
+                f"max_failures={self.max_failures!r}: fail_fast needs max_failures=0"
+            )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where an experiment is stored and how its trials run.
+
+    Args:
+        name: experiment folder name under ``storage_path``; default derived from the
+            trainable's name and the start time.
+        storage_path: a local path, ``file://``, ``s3://bucket/prefix`` (``?endpoint_override=``
+            and other pyarrow S3 options may follow), ``gs://``, ... Default
+            ``~/tune_ckpt_results``.
+        storage_filesystem: any ``pyarrow.fs.FileSystem``; ``storage_path`` is then a path
+            inside it.
+        stop: a dict of metric thresholds (stop when ``result[k] >= v``), a callable
+            ``(trial_id, result) -> bool``, or ``None`` to leave stopping to the trainable.
+        checkpoint_config: see :class:`CheckpointConfig`.
+        failure_config: see :class:`FailureConfig`.
+        verbose: 0 silent, 1 progress, 2 progress and every result.
+        checkpoint_transfer: ``"auto"`` detects whether workers see the storage;
+            ``"shared"`` makes workers persist their own checkpoints; ``"object_store"`` sends
+            checkpoint bytes through Ray's object store to the driver, which persists them.
+    """
+
+    name: str | None = None
+    storage_path: str | os.PathLike[str] | None = None
+    storage_filesystem: Any = None
+    stop: Mapping[str, Any] | StopCallable | None = None
+    checkpoint_config: CheckpointConfig = field(default_factory=CheckpointConfig)
+    failure_config: FailureConfig = field(default_factory=FailureConfig)
+    verbose: int = 1
+    checkpoint_transfer: TransferMode = "auto"
+
+    def __post_init__(self) -> None:
+        # None means "the default" for the nested configs, as in Ray.
+        if self.checkpoint_config is None:
+            object.__setattr__(self, "checkpoint_config", CheckpointConfig())
+        if self.failure_config is None:
+            object.__setattr__(self, "failure_config", FailureConfig())
+        if not isinstance(self.checkpoint_config, CheckpointConfig):
+            raise TypeError(
+                f"checkpoint_config={self.checkpoint_config!r} is invalid: "
+                "a tune_ckpt.CheckpointConfig or None"
+            )
+        if not isinstance(self.failure_config, FailureConfig):
+            raise TypeError(
+                f"failure_config={self.failure_config!r} is invalid: "
+                "a tune_ckpt.FailureConfig or None"
+            )
+        if self.name is not None and (
+            not isinstance(self.name, str)
+            or not self.name
+            or "/" in self.name
+            or "\\" in self.name
+            or self.name in (".", "..")
+        ):
+            raise _bad("name", self.name, "a non-empty folder name without '/' or '..'")
+        if self.storage_path is not None and not isinstance(self.storage_path, str | os.PathLike):
+            raise _bad("storage_path", self.storage_path, "a path or URI string")
+        if self.storage_filesystem is not None:
+            import pyarrow.fs
+
+            if not isinstance(self.storage_filesystem, pyarrow.fs.FileSystem):
+                raise _bad(
+                    "storage_filesystem",
+                    self.storage_filesystem,
+                    "a pyarrow.fs.FileSystem (wrap fsspec ones in "
+                    "pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs)))",
+                )
+        if self.stop is not None and not (isinstance(self.stop, Mapping) or callable(self.stop)):
+            raise _bad("stop", self.stop, "a dict of metric thresholds, a callable or None")
+        if isinstance(self.stop, Mapping):
+            for key, value in self.stop.items():
+                if (
+                    not isinstance(key, str)
+                    or isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                ):
+                    raise _bad(f"stop[{key!r}]", value, "a number (the metric's threshold)")
+        if self.verbose not in (0, 1, 2):
+            raise _bad("verbose", self.verbose, "0, 1 or 2")
+        if self.checkpoint_transfer not in ("auto", "shared", "object_store"):
+            allowed = '"auto", "shared" or "object_store"'
+            raise _bad("checkpoint_transfer", self.checkpoint_transfer, allowed)
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """How many trials run and how results are ranked.
+
+    Args:
+        num_samples: how many times the search space is sampled (grids repeat each time).
+        metric, mode: the default for ``ResultGrid.get_best_result``; ``mode`` is
+            ``"min"`` or ``"max"`` and needs ``metric``.
+        max_concurrent_trials: at most this many trials run at once (``None``: as many as
+            the cluster's resources allow).
+        reuse_actors: run a new trial in the actor of a finished one when the trainable
+            supports ``reset_config``.
+    """
+
+    num_samples: int = 1
+    metric: str | None = None
+    mode: str | None = None
+    max_concurrent_trials: int | None = None
+    reuse_actors: bool = False
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.num_samples) or self.num_samples < 1:
+            raise _bad("num_samples", self.num_samples, "an int >= 1")
+        if self.mode not in (None, "min", "max"):
+            raise _bad("mode", self.mode, '"min", "max" or None')
+        if self.mode is not None and self.metric is None:
+            raise ValueError(f"mode={self.mode!r} needs a metric: set TuneConfig(metric=...)")
+        if self.metric is not None and not isinstance(self.metric, str):
+            raise _bad("metric", self.metric, "a metric name (str) or None")
+        mct = self.max_concurrent_trials
+        if mct is not None and (not _is_int(mct) or mct < 1):
+            raise _bad("max_concurrent_trials", mct, "an int >= 1, or None")
+        if not isinstance(self.reuse_actors, bool):
+            raise _bad("reuse_actors", self.reuse_actors, "True or False")

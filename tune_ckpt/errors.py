@@ -1,0 +1,114 @@
+"""The tune_ckpt exception tree.
+
+::
+
+    TuneCkptError
+    ├── StorageError                    a storage backend failed; names the path and the cause
+    │   ├── StorageNotFoundError        bucket, prefix or file missing
+    │   ├── StoragePermissionError      access denied
+    │   └── StorageUnavailableError     endpoint unreachable, timeouts, connection resets
+    ├── UnsafePathError (ValueError)    a persisted path that is absolute or climbs with ".."
+    ├── CheckpointError
+    │   ├── CheckpointNotFoundError     no committed checkpoint at that path
+    │   └── CorruptCheckpointError      committed, but files missing, truncated or altered
+    ├── TrainableError (TypeError)      a trainable that cannot run (wrong kind, unpicklable, ...)
+    ├── TrialError                      a trial failed; carries the worker's traceback
+    └── ExperimentError                 an experiment cannot be found, read or restored
+
+Backend errors are translated at the storage boundary (``raise StorageError(...) from exc``)
+and never logged and swallowed. ``STORAGE_ERRORS`` is the one tuple callers catch for them.
+"""
+
+from __future__ import annotations
+
+
+class TuneCkptError(Exception):
+    """Base of every error tune_ckpt raises on purpose."""
+
+
+class StorageError(TuneCkptError, OSError):
+    """A storage backend operation failed.
+
+    Attributes:
+        path: the storage path (URI or filesystem path) the operation touched.
+        cause: a short description of what went wrong, taken from the backend.
+    """
+
+    def __init__(self, path: str, cause: str) -> None:
+        self.path = path
+        self.cause = cause
+        super().__init__(f"{type(self).__name__}: {path}: {cause}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Errors travel between Ray workers and the driver; keep them picklable.
+        return (type(self), (self.path, self.cause))
+
+
+class StorageNotFoundError(StorageError):
+    """The bucket, prefix or file does not exist."""
+
+
+class StoragePermissionError(StorageError):
+    """The backend denied access to the path."""
+
+
+class StorageUnavailableError(StorageError):
+    """The backend could not be reached (connection refused, DNS failure, timeout)."""
+
+
+STORAGE_ERRORS: tuple[type[StorageError], ...] = (
+    StorageError,
+    StorageNotFoundError,
+    StoragePermissionError,
+    StorageUnavailableError,
+)
+"""Every error a storage backend failure becomes. Catch ``STORAGE_ERRORS`` (or its first
+member, the base class) to handle all of them."""
+
+
+class UnsafePathError(TuneCkptError, ValueError):
+    """A relative storage path was absolute, empty or tried to climb out with ``..``."""
+
+
+class CheckpointError(TuneCkptError):
+    """Base of checkpoint-level errors."""
+
+
+class CheckpointNotFoundError(CheckpointError):
+    """No committed checkpoint (no manifest) at the given path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no committed checkpoint at {path!r} (its manifest is missing)")
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.path,))
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A committed checkpoint whose files no longer match its manifest.
+
+    Attributes:
+        path: where the checkpoint lives.
+        problems: one line per file that is missing, has the wrong size or the wrong hash.
+    """
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        super().__init__(f"checkpoint {path!r} is corrupt: " + "; ".join(self.problems))
+
+    def __reduce__(self) -> tuple[type, tuple[str, list[str]]]:
+        return (type(self), (self.path, self.problems))
+
+
+class TrainableError(TuneCkptError, TypeError):
+    """A trainable that cannot be run: wrong kind, not picklable, broken API contract."""
+
+
+class TrialError(TuneCkptError):
+    """A trial failed. ``str()`` holds the worker's traceback."""
+
+
+class ExperimentError(TuneCkptError):
+    """An experiment path holds no experiment, or cannot be restored as asked."""

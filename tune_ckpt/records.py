@@ -1,0 +1,54 @@
+"""CheckpointRecord: what the experiment remembers about one committed checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tune_ckpt.storage.paths import check_relative
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """One committed checkpoint of one trial.
+
+    Attributes:
+        path: location relative to the experiment root, e.g. ``"trial_x/checkpoint_000010"``.
+        iteration: the trial's ``training_iteration`` when the checkpoint was taken.
+        metrics: the result reported with (or just before) the checkpoint.
+        manifest_digest: sha256 of the manifest bytes, so a replaced manifest is noticed.
+        committed_at: wall-clock time of the commit.
+    """
+
+    path: str
+    iteration: int
+    metrics: dict[str, Any] = field(default_factory=dict, compare=False)
+    manifest_digest: str = ""
+    committed_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_relative(self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain-JSON form (relative paths only) for the journal."""
+        return {
+            "path": self.path,
+            "iteration": self.iteration,
+            "metrics": self.metrics,
+            "manifest_digest": self.manifest_digest,
+            "committed_at": self.committed_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckpointRecord:
+        return cls(
+            path=data["path"],
+            iteration=int(data["iteration"]),
+            metrics=dict(data.get("metrics") or {}),
+            manifest_digest=str(data.get("manifest_digest", "")),
+            committed_at=float(data.get("committed_at", 0.0)),
+        )
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True, default=repr)

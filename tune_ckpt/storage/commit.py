@@ -1,0 +1,371 @@
+"""The checkpoint commit protocol over a StorageLocation (the experiment root).
+
+Protocol:
+
+* A checkpoint ``<trial>/checkpoint_NNNNNN`` exists if and only if its manifest exists.
+* On local disk (and NFS), files are written into a temporary sibling
+  ``<trial>/.tmp_checkpoint_NNNNNN_<id>``; the manifest is written into it last and the folder
+  is renamed into place, so the checkpoint appears whole or not at all.
+* On object stores, where a folder rename is a copy, files are written in place and the
+  manifest is written last. An existing manifest there is deleted first, so replacing a
+  checkpoint un-commits it before touching its files.
+* Listings report only folders with a manifest. ``sweep`` removes what interrupted writes
+  left behind; call it only for a trial with no writer at work.
+* ``verify`` re-hashes every file against the manifest and raises CorruptCheckpointError.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from tune_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError, StorageError
+from tune_ckpt.storage import paths
+from tune_ckpt.storage.location import StorageLocation, backend_errors
+from tune_ckpt.storage.manifest import (
+    MANIFEST_NAME,
+    METADATA_NAME,
+    UNLISTED,
+    Manifest,
+    ManifestEntry,
+    digest,
+    new_hasher,
+)
+from tune_ckpt.storage.packing import PackedCheckpoint, local_files
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 8 * 1024 * 1024
+TMP_PREFIX = ".tmp_checkpoint_"
+TRASH_PREFIX = ".trash_checkpoint_"
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A committed checkpoint: relative path, manifest and the manifest's digest."""
+
+    path: str
+    manifest: Manifest
+    manifest_digest: str
+
+    @property
+    def iteration(self) -> int:
+        it = self.manifest.iteration
+        if it is None:
+            it = paths.parse_checkpoint_dirname(paths.basename(self.path)) or 0
+        return it
+
+
+def _file_chunks(src: Any, buffer: bytearray) -> Iterator[memoryview]:
+    """Chunks of a readable file, read into (and yielded as views of) ``buffer``."""
+    view = memoryview(buffer)
+    while True:
+        n = src.readinto(view)
+        if not n:
+            return
+        yield view[:n]
+
+
+def _view_chunks(view: memoryview) -> Iterator[memoryview]:
+    for start in range(0, len(view), CHUNK):
+        yield view[start : start + CHUNK]
+
+
+def _hash_through(
+    chunks: Iterable[memoryview], write: Callable[[memoryview], object] | None = None
+) -> tuple[int, str]:
+    """Hash a stream of chunks, passing each to ``write`` on the way: one pass over the data."""
+    hasher = new_hasher()
+    size = 0
+    for chunk in chunks:
+        hasher.update(chunk)
+        if write is not None:
+            write(chunk)
+        size += len(chunk)
+    return size, hasher.hexdigest()
+
+
+class CheckpointStore:
+    """Commit, list, verify, delete and sweep checkpoints under an experiment root."""
+
+    def __init__(self, location: StorageLocation) -> None:
+        self.location = location
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def stage_local(self, relative: str) -> str:
+        """A fresh temporary folder on local storage for the checkpoint ``relative``, for a
+        producer that writes its files straight into storage; finish with
+        :meth:`commit_staged`. Only for local storage."""
+        tmp = self._tmp_sibling(relative)
+        os_path = self.location.local_os_path(tmp)
+        if os_path is None:
+            raise ValueError("stage_local needs local storage")
+        os.makedirs(os_path)
+        return os_path
+
+    def commit_staged(self, relative: str, staged_dir: str, iteration: int | None) -> Committed:
+        """Hash the files of a folder made by :meth:`stage_local`, write its manifest and
+        rename it into place as ``relative``."""
+        entries = []
+        for rel, full in local_files(staged_dir):
+            if rel in UNLISTED:
+                continue
+            buffer = bytearray(min(CHUNK, max(os.path.getsize(full), 1)))
+            with open(full, "rb", buffering=0) as src:
+                size, hexdigest = _hash_through(_file_chunks(src, buffer))
+            entries.append(ManifestEntry(rel, size, hexdigest))
+        manifest = Manifest(tuple(entries), iteration)
+        data = manifest.to_bytes()
+        with backend_errors(staged_dir):
+            _write_local(os.path.join(staged_dir, MANIFEST_NAME), data)
+        tmp_relative = self.location.relative_to_root(self._os_to_fs(staged_dir))
+        self._publish_local(tmp_relative, relative)
+        return Committed(relative, manifest, digest(data))
+
+    def commit_local_dir(
+        self, relative: str, local_dir: str, iteration: int | None, metadata: bytes | None = None
+    ) -> Committed:
+        """Copy a local folder to storage as the committed checkpoint ``relative``."""
+        sources: list[tuple[str, ChunkSource]] = [
+            (rel, _local_file_source(full))
+            for rel, full in local_files(local_dir)
+            if rel not in UNLISTED
+        ]
+        if metadata is None:
+            meta_path = os.path.join(local_dir, METADATA_NAME)
+            if os.path.exists(meta_path):
+                with open(meta_path, "rb") as f:
+                    metadata = f.read()
+        return self._commit(relative, sources, iteration, metadata)
+
+    def commit_packed(
+        self, relative: str, packed: PackedCheckpoint, iteration: int | None
+    ) -> Committed:
+        """Write a packed checkpoint (from the object store) as the committed ``relative``."""
+        sources: list[tuple[str, ChunkSource]] = [
+            (rel, _view_source(packed.file(rel))) for rel in packed.paths
+        ]
+        metadata = json.dumps(packed.metadata).encode() if packed.metadata else None
+        return self._commit(relative, sources, iteration, metadata)
+
+    def _commit(
+        self,
+        relative: str,
+        sources: list[tuple[str, ChunkSource]],
+        iteration: int | None,
+        metadata: bytes | None,
+    ) -> Committed:
+        paths.check_relative(relative)
+        loc = self.location
+        target = self._tmp_sibling(relative) if loc.is_local else relative
+        if not loc.is_local:
+            # Un-commit before touching files: a reader must never see a manifest whose
+            # files are being replaced.
+            loc.delete_file(paths.join(relative, MANIFEST_NAME))
+            loc.delete_dir(relative)
+        loc.makedirs(target)
+        entries = []
+        buffer = bytearray(CHUNK)
+        for rel, source in sources:
+            fs_path = loc.path(paths.join(target, rel))
+            with backend_errors(loc.uri(paths.join(target, rel))):
+                parent = paths.parent(fs_path)
+                if parent:
+                    loc.fs.create_dir(parent, recursive=True)
+                with loc.fs.open_output_stream(fs_path) as out:
+                    size, hexdigest = source(buffer, out.write)
+            entries.append(ManifestEntry(rel, size, hexdigest))
+        if metadata is not None:
+            loc.write_bytes(paths.join(target, METADATA_NAME), metadata)
+        manifest = Manifest(tuple(entries), iteration)
+        data = manifest.to_bytes()
+        with (
+            backend_errors(loc.uri(target)),
+            loc.fs.open_output_stream(loc.path(paths.join(target, MANIFEST_NAME))) as out,
+        ):
+            out.write(data)
+        if loc.is_local:
+            self._publish_local(target, relative)
+        return Committed(relative, manifest, digest(data))
+
+    def _tmp_sibling(self, relative: str) -> str:
+        return _sibling(relative, TMP_PREFIX)
+
+    def _os_to_fs(self, os_path: str) -> str:
+        """The fs path of an OS path under local storage (undoing a SubTreeFileSystem)."""
+        root_os = self.location.local_os_path("")
+        assert root_os is not None
+        rel = os.path.relpath(os_path, root_os).replace(os.sep, "/")
+        return self.location.path(rel)
+
+    def _publish_local(self, tmp_relative: str, relative: str) -> None:
+        """Rename a complete temporary folder into place (atomic on POSIX and NFS)."""
+        loc = self.location
+        with backend_errors(loc.uri(relative)):
+            parent = paths.parent(loc.path(relative))
+            if parent:
+                loc.fs.create_dir(parent, recursive=True)
+            if loc.exists(relative):
+                # Replacing (only ever a checkpoint that failed verification): move the old
+                # one aside first; a rename onto a non-empty folder fails on POSIX.
+                trash = _sibling(relative, TRASH_PREFIX)
+                loc.fs.move(loc.path(relative), loc.path(trash))
+                loc.fs.move(loc.path(tmp_relative), loc.path(relative))
+                loc.delete_dir(trash)
+            else:
+                loc.fs.move(loc.path(tmp_relative), loc.path(relative))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list_committed(self, trial_relative: str) -> list[str]:
+        """Relative paths of the committed checkpoints of a trial, oldest first."""
+        found = []
+        for info in self.location.list_dir(trial_relative):
+            if info.type != pafs.FileType.Directory:
+                continue
+            name = paths.basename(info.path)
+            iteration = paths.parse_checkpoint_dirname(name)
+            if iteration is None:
+                continue
+            relative = paths.join(trial_relative, name)
+            if self.location.is_file(paths.join(relative, MANIFEST_NAME)):
+                found.append((iteration, relative))
+        return [rel for _, rel in sorted(found)]
+
+    def read(self, relative: str) -> Committed:
+        """The manifest of a committed checkpoint; CheckpointNotFoundError without one."""
+        manifest_path = paths.join(relative, MANIFEST_NAME)
+        try:
+            data = self.location.read_bytes(manifest_path)
+        except StorageError as exc:
+            if not self.location.exists(manifest_path):
+                raise CheckpointNotFoundError(self.location.uri(relative)) from exc
+            raise
+        manifest = Manifest.from_bytes(data, self.location.uri(manifest_path))
+        return Committed(relative, manifest, digest(data))
+
+    def verify(self, relative: str, expected_digest: str | None = None) -> Committed:
+        """Check every file of the checkpoint against its manifest.
+
+        Raises CorruptCheckpointError listing each missing, resized or altered file (and a
+        manifest that differs from ``expected_digest`` when given).
+        """
+        committed = self.read(relative)
+        problems = []
+        if expected_digest and committed.manifest_digest != expected_digest:
+            problems.append("manifest differs from the one recorded at commit")
+        loc = self.location
+        buffer = bytearray(CHUNK)
+        for entry in committed.manifest.files:
+            rel = paths.join(relative, entry.path)
+            try:
+                with backend_errors(loc.uri(rel)), loc.fs.open_input_stream(loc.path(rel)) as src:
+                    size, hexdigest = _hash_through(_file_chunks(src, buffer))
+            except StorageError as exc:
+                if loc.exists(rel):
+                    raise
+                problems.append(f"{entry.path}: missing ({exc.cause})")
+                continue
+            if size != entry.size:
+                problems.append(f"{entry.path}: {size} bytes, manifest says {entry.size}")
+            elif hexdigest != entry.sha256:
+                problems.append(f"{entry.path}: content hash differs from the manifest")
+        if problems:
+            raise CorruptCheckpointError(loc.uri(relative), problems)
+        return committed
+
+    def newest_verified(
+        self, candidates: Iterable[str], expected_digests: dict[str, str] | None = None
+    ) -> Committed | None:
+        """The first of ``candidates`` (give them newest first) that verifies. Each one
+        skipped is logged with the reason."""
+        for relative in candidates:
+            try:
+                return self.verify(relative, (expected_digests or {}).get(relative))
+            except CorruptCheckpointError as exc:
+                reason = "; ".join(exc.problems)
+                logger.warning("skipping corrupt checkpoint %s: %s", exc.path, reason)
+            except CheckpointNotFoundError as exc:
+                logger.warning("skipping checkpoint %s: no longer committed on storage", exc.path)
+        return None
+
+    def read_packed(self, relative: str, committed: Committed | None = None) -> PackedCheckpoint:
+        """Read a committed checkpoint into one buffer (to send through the object store)."""
+        committed = committed or self.read(relative)
+        loc = self.location
+        sources = []
+        for entry in committed.manifest.files:
+            rel = paths.join(relative, entry.path)
+            sources.append((entry.path, entry.size, loc.filler(rel)))
+        meta_rel = paths.join(relative, METADATA_NAME)
+        metadata = json.loads(loc.read_bytes(meta_rel)) if loc.exists(meta_rel) else {}
+        return PackedCheckpoint.from_sources(sources, metadata)
+
+    # -- removing --------------------------------------------------------------------------
+
+    def delete(self, relative: str) -> None:
+        """Delete a checkpoint: the manifest first (un-commit), then the files."""
+        self.location.delete_file(paths.join(relative, MANIFEST_NAME))
+        self.location.delete_dir(relative)
+
+    def sweep(self, trial_relative: str) -> list[str]:
+        """Remove leftovers of interrupted writes under a trial: temporary and trash folders,
+        and checkpoint folders without a manifest. Returns what was removed."""
+        removed = []
+        for info in self.location.list_dir(trial_relative):
+            name = paths.basename(info.path)
+            relative = paths.join(trial_relative, name)
+            leftover = name.startswith((TMP_PREFIX, TRASH_PREFIX)) or (
+                paths.parse_checkpoint_dirname(name) is not None
+                and info.type == pafs.FileType.Directory
+                and not self.location.is_file(paths.join(relative, MANIFEST_NAME))
+            )
+            if leftover:
+                if info.type == pafs.FileType.Directory:
+                    self.location.delete_dir(relative)
+                else:
+                    self.location.delete_file(relative)
+                removed.append(relative)
+        return removed
+
+
+def _write_local(path: str, data: bytes) -> None:
+    with open(path, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _sibling(relative: str, prefix: str) -> str:
+    """A uniquely named hidden sibling of ``relative`` (``<prefix>NNNNNN_<id>``)."""
+    parent, name = paths.parent(relative), paths.basename(relative)
+    unique = f"{prefix}{name.removeprefix(paths.CHECKPOINT_PREFIX)}_{uuid.uuid4().hex[:8]}"
+    return paths.join(parent, unique) if parent else unique
+
+
+ChunkSource = Callable[[bytearray, Callable[[memoryview], object]], tuple[int, str]]
+"""Streams one file's bytes to a writer (using the given buffer if it needs one) and returns
+(size, sha256)."""
+
+
+def _local_file_source(path: str) -> ChunkSource:
+    def source(buffer: bytearray, write: Callable[[memoryview], object]) -> tuple[int, str]:
+        with open(path, "rb", buffering=0) as src:
+            return _hash_through(_file_chunks(src, buffer), write)
+
+    return source
+
+
+def _view_source(view: memoryview) -> ChunkSource:
+    def source(_buffer: bytearray, write: Callable[[memoryview], object]) -> tuple[int, str]:
+        return _hash_through(_view_chunks(view), write)
+
+    return source

@@ -1,0 +1,99 @@
+"""The manifest: the commit marker of a checkpoint and the list it is verified against.
+
+A checkpoint exists if and only if its manifest exists. The manifest lists every file of the
+checkpoint (relative to the checkpoint folder) with its size and sha256, and is written last.
+The user metadata file is not listed: it may be updated after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tune_ckpt.errors import CheckpointError
+from tune_ckpt.storage.paths import check_relative
+
+MANIFEST_NAME = ".tune_ckpt_manifest.json"
+METADATA_NAME = ".metadata.json"
+FORMAT_VERSION = 1
+HASH_ALGORITHM = "sha256"
+UNLISTED = frozenset({MANIFEST_NAME, METADATA_NAME})
+"""Files inside a checkpoint folder that the manifest does not list."""
+
+
+def new_hasher() -> Any:
+    return hashlib.new(HASH_ALGORITHM)
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file of a checkpoint: path relative to the checkpoint folder, size, hash."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def __post_init__(self) -> None:
+        check_relative(self.path)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything needed to tell a complete checkpoint from a damaged one."""
+
+    files: tuple[ManifestEntry, ...]
+    iteration: int | None = None
+    created: float = field(default_factory=time.time)
+
+    @property
+    def total_size(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+    def entry(self, path: str) -> ManifestEntry | None:
+        for entry in self.files:
+            if entry.path == path:
+                return entry
+        return None
+
+    def to_bytes(self) -> bytes:
+        body = {
+            "format": FORMAT_VERSION,
+            "algorithm": HASH_ALGORITHM,
+            "iteration": self.iteration,
+            "created": self.created,
+            "files": [
+                {"path": e.path, "size": e.size, "sha256": e.sha256}
+                for e in sorted(self.files, key=lambda e: e.path)
+            ],
+        }
+        return json.dumps(body, sort_keys=True, indent=1).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str = "") -> Manifest:
+        """Parse a manifest; a malformed one raises CheckpointError naming ``where``."""
+        try:
+            body = json.loads(data)
+            if body.get("format") != FORMAT_VERSION or body.get("algorithm") != HASH_ALGORITHM:
+                raise ValueError(
+                    f"unsupported format {body.get('format')!r}/{body.get('algorithm')!r}"
+                )
+            files = tuple(
+                ManifestEntry(str(f["path"]), int(f["size"]), str(f["sha256"]))
+                for f in body["files"]
+            )
+            iteration = body.get("iteration")
+            return cls(
+                files,
+                None if iteration is None else int(iteration),
+                float(body.get("created", 0.0)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"manifest {where!r} is unreadable: {exc}") from exc
+
+
+def digest(data: bytes) -> str:
+    """The sha256 of a manifest's bytes, recorded in CheckpointRecords."""
+    return hashlib.sha256(data).hexdigest()
