@@ -309,6 +309,32 @@ class CheckpointStore:
         metadata = json.loads(loc.read_bytes(meta_rel)) if loc.exists(meta_rel) else {}
         return PackedCheckpoint.from_sources(sources, metadata)
 
+    def read_verified_packed(
+        self, relative: str, expected_digest: str | None = None
+    ) -> PackedCheckpoint | None:
+        """Read a committed checkpoint into one buffer and verify it there (each byte is
+        read from storage once). None, with a logged reason, when it fails verification."""
+        try:
+            committed = self.read(relative)
+            packed = self.read_packed(relative, committed)
+        except (CheckpointNotFoundError, StorageError) as exc:
+            logger.warning("skipping checkpoint %s: %s", self.location.uri(relative), exc)
+            return None
+        problems = []
+        if expected_digest and committed.manifest_digest != expected_digest:
+            problems.append("manifest differs from the one recorded at commit")
+        for entry in committed.manifest.files:
+            _, hexdigest = _hash_through(_view_chunks(packed.file(entry.path)))
+            if hexdigest != entry.sha256:
+                problems.append(f"{entry.path}: content hash differs from the manifest")
+        if problems:
+            reason = "; ".join(problems)
+            logger.warning(
+                "skipping corrupt checkpoint %s: %s", self.location.uri(relative), reason
+            )
+            return None
+        return packed
+
     # -- removing --------------------------------------------------------------------------
 
     def delete(self, relative: str) -> None:

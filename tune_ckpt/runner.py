@@ -1,0 +1,473 @@
+"""TrialRunner: the driver loop.
+
+It places trials on actors as resources allow, waits on all of their in-flight calls at once
+(``ray.wait``, never polling), routes results, commits what workers send through the object
+store, applies retention, restarts failed trials from their latest verified checkpoint and
+journals what happened.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayError, RayTaskError
+
+from tune_ckpt import result as keys
+from tune_ckpt.actor import StepOutcome, TrialActor
+from tune_ckpt.config import RunConfig, TuneConfig
+from tune_ckpt.errors import TrialError
+from tune_ckpt.journal import Journal
+from tune_ckpt.metrics import lookup
+from tune_ckpt.persistence import RestoreCandidate, SavedCheckpoint, TrialContext
+from tune_ckpt.progress import Progress
+from tune_ckpt.records import CheckpointRecord
+from tune_ckpt.result_files import ResultFiles
+from tune_ckpt.retention import plan_retention, warn_unscored_once
+from tune_ckpt.storage.commit import CheckpointStore
+from tune_ckpt.storage.location import StorageLocation
+from tune_ckpt.trainable import Trainable, TrainableState, resource_request
+from tune_ckpt.trial import Trial, TrialStatus
+
+logger = logging.getLogger(__name__)
+
+_RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU"}
+_REFRESH_S = 1.0
+
+
+class StopKeyError(ValueError):
+    """A ``stop`` criterion names a metric the results do not have."""
+
+
+@dataclass
+class _Slot:
+    """A trial that holds an actor."""
+
+    trial: Trial
+    actor: Any
+    resources: dict[str, float]
+    files: ResultFiles
+    shares_storage: bool | None = None
+    stopping: bool = False
+
+
+@dataclass
+class _Call:
+    slot: _Slot
+    kind: str  # "train" | "save_end" | "probe" | "restore" | "reset"
+    extra: Any = None
+
+
+@dataclass
+class _Capacity:
+    total: dict[str, float] = field(default_factory=dict)
+    used: dict[str, float] = field(default_factory=dict)
+    refreshed: float = 0.0
+
+    def refresh(self, force: bool = False) -> None:
+        if force or time.monotonic() - self.refreshed > _REFRESH_S:
+            self.total = {k: float(v) for k, v in ray.cluster_resources().items()}
+            self.refreshed = time.monotonic()
+
+    def fits(self, request: dict[str, float]) -> bool:
+        return all(
+            self.used.get(k, 0.0) + v <= self.total.get(k, 0.0) + 1e-9
+            for k, v in request.items()
+            if v > 0
+        )
+
+    def take(self, request: dict[str, float]) -> None:
+        for k, v in request.items():
+            self.used[k] = self.used.get(k, 0.0) + v
+
+    def give(self, request: dict[str, float]) -> None:
+        for k, v in request.items():
+            self.used[k] = max(0.0, self.used.get(k, 0.0) - v)
+
+
+def ray_resources(request: dict[str, float]) -> dict[str, float]:
+    """Our resource names (``cpu``, ``gpu``, custom) as Ray's (``CPU``, ``GPU``, custom)."""
+    return {_RESOURCE_NAMES.get(k, k): v for k, v in request.items()}
+
+
+class TrialRunner:
+    """Runs a set of trials of one trainable to completion."""
+
+    def __init__(
+        self,
+        trainable_cls: type[Trainable],
+        trials: list[Trial],
+        experiment: StorageLocation,
+        run_config: RunConfig,
+        tune_config: TuneConfig,
+        journal: Journal,
+        marker: str,
+        progress: Progress,
+    ) -> None:
+        self._cls = trainable_cls
+        self._trials = trials
+        self._experiment = experiment
+        self._store = CheckpointStore(experiment)
+        self._run_config = run_config
+        self._tune_config = tune_config
+        self._ckpt_config = run_config.checkpoint_config
+        self._failure_config = run_config.failure_config
+        self._journal = journal
+        self._marker = marker
+        self._progress = progress
+        self._capacity = _Capacity()
+        self._inflight: dict[ray.ObjectRef, _Call] = {}
+        self._slots: dict[str, _Slot] = {}
+        self._pending: collections.deque[Trial] = collections.deque(
+            t for t in trials if t.status == TrialStatus.PENDING
+        )
+        self._actor_cls: Any = ray.remote(TrialActor)
+        self._trainable_ref = ray.put(trainable_cls)
+        self._idle_actors: list[tuple[Any, dict[str, float]]] = []
+        self._abort: BaseException | None = None
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until every trial is finished (or fail_fast ends the sweep)."""
+        self._capacity.refresh(force=True)
+        self._check_fits_cluster()
+        try:
+            while (self._pending or self._inflight) and self._abort is None:
+                self._launch_pending()
+                if not self._inflight:
+                    # Nothing runs and nothing fits: wait for the cluster to change.
+                    time.sleep(_REFRESH_S)
+                    self._capacity.refresh(force=True)
+                    continue
+                ready, _ = ray.wait(
+                    list(self._inflight),
+                    num_returns=1,
+                    timeout=_REFRESH_S if self._pending else None,
+                )
+                for ref in ready:
+                    self._dispatch(ref, self._inflight.pop(ref))
+        finally:
+            self._shutdown()
+        if self._abort is not None and not isinstance(self._abort, _StopSweep):
+            raise self._abort
+
+    def _check_fits_cluster(self) -> None:
+        for trial in self._pending:
+            request = ray_resources(resource_request(self._cls, trial.config))
+            if not self._capacity.fits(request) and not self._capacity.used:
+                missing = {k: v for k, v in request.items() if v > self._capacity.total.get(k, 0.0)}
+                if missing:
+                    raise ValueError(
+                        f"trial {trial.trial_id} requests {request}, more than the whole "
+                        f"cluster has ({self._capacity.total}); lower the request with "
+                        "tune_ckpt.with_resources or add nodes"
+                    )
+
+    def _launch_pending(self) -> None:
+        limit = self._tune_config.max_concurrent_trials
+        while self._pending:
+            if limit is not None and len(self._slots) >= limit:
+                return
+            trial = self._pending[0]
+            request = ray_resources(resource_request(self._cls, trial.config))
+            if not self._capacity.fits(request):
+                self._capacity.refresh()
+                if not self._capacity.fits(request):
+                    return
+            self._pending.popleft()
+            self._start(trial, request)
+
+    def _context(self, trial: Trial) -> TrialContext:
+        return TrialContext(
+            trial_id=trial.trial_id,
+            trial_dir=trial.trial_dir,
+            experiment=self._experiment,
+            transfer=self._run_config.checkpoint_transfer,
+            marker=self._marker,
+            checkpoint_config=self._ckpt_config,
+        )
+
+    def _start(self, trial: Trial, request: dict[str, float]) -> None:
+        self._capacity.take(request)
+        files = ResultFiles(self._experiment, trial.trial_dir)
+        reusable = self._take_idle_actor(request)
+        if reusable is not None:
+            slot = _Slot(trial, reusable, request, files)
+            self._slots[trial.trial_id] = slot
+            trial.set_status(TrialStatus.RUNNING)
+            ref = reusable.reset.remote(trial.config, self._context(trial))
+            self._inflight[ref] = _Call(slot, "reset")
+            return
+        self._start_fresh(trial, request, files)
+
+    def _start_fresh(self, trial: Trial, request: dict[str, float], files: ResultFiles) -> None:
+        self._store.sweep(trial.trial_dir)
+        options: dict[str, Any] = {
+            "num_cpus": request.get("CPU", 0.0),
+            "num_gpus": request.get("GPU", 0.0),
+            "max_restarts": 0,
+        }
+        custom = {k: v for k, v in request.items() if k not in ("CPU", "GPU", "memory")}
+        if custom:
+            options["resources"] = custom
+        if "memory" in request:
+            options["memory"] = request["memory"]
+        actor = self._actor_cls.options(**options).remote(
+            self._trainable_ref, trial.config, self._context(trial)
+        )
+        slot = _Slot(trial, actor, request, files)
+        self._slots[trial.trial_id] = slot
+        trial.set_status(TrialStatus.RUNNING)
+        if trial.checkpoints:
+            self._inflight[actor.shares_storage.remote()] = _Call(slot, "probe")
+        else:
+            self._progress.trial_started(trial, None)
+            self._train(slot)
+
+    def _train(self, slot: _Slot) -> None:
+        self._inflight[slot.actor.train.remote()] = _Call(slot, "train")
+
+    # -- dispatching results ---------------------------------------------------------------
+
+    def _dispatch(self, ref: ray.ObjectRef, call: _Call) -> None:
+        slot = call.slot
+        try:
+            value = ray.get(ref)
+        except RayError as exc:
+            self._on_failure(slot, exc)
+            return
+        try:
+            if call.kind == "train":
+                self._on_step(slot, value)
+            elif call.kind == "save_end":
+                self._on_saved(slot, value)
+                self._finish(slot, TrialStatus.TERMINATED)
+            elif call.kind == "probe":
+                self._restore(slot, bool(value))
+            elif call.kind == "restore":
+                self._on_restored(slot, value)
+            elif call.kind == "reset":
+                self._on_reset(slot, bool(value))
+        except StopKeyError as exc:
+            self._abort = exc
+        except RayError as exc:
+            self._on_failure(slot, exc)
+
+    def _on_step(self, slot: _Slot, outcome: StepOutcome) -> None:
+        trial = slot.trial
+        result = outcome.result
+        if outcome.finished and result.get(keys.TRAINING_ITERATION, 0) == trial.iteration:
+            # A function returned: its last report is already recorded.
+            trial.last_result = {**trial.last_result, keys.DONE: True}
+            self._end(slot)
+            return
+        result[keys.NUM_FAILURES] = trial.num_failures
+        result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
+        trial.last_result = result
+        slot.files.add(result)
+        self._progress.result(trial, result)
+        if outcome.saved is not None:
+            self._on_saved(slot, outcome.saved)
+        if outcome.finished or self._should_stop(trial, result):
+            self._end(slot)
+        else:
+            self._train(slot)
+
+    def _should_stop(self, trial: Trial, result: dict[str, Any]) -> bool:
+        stop = self._run_config.stop
+        if stop is None:
+            return False
+        if isinstance(stop, Mapping):
+            for key, threshold in stop.items():
+                value = lookup(result, key)
+                if value is None:
+                    raise StopKeyError(
+                        f"stop criterion {key!r} is not a metric of trial {trial.trial_id}'s "
+                        f"results; available: {sorted(k for k in result if k != 'config')}"
+                    )
+                if value >= threshold:
+                    return True
+            return False
+        return bool(stop(trial.trial_id, result))
+
+    def _end(self, slot: _Slot) -> None:
+        """The trial stops: checkpoint at end if asked (and not already), then finish."""
+        latest = slot.trial.latest_checkpoint
+        already = latest is not None and latest.iteration == slot.trial.iteration
+        if self._ckpt_config.checkpoint_at_end and not already and slot.trial.iteration > 0:
+            self._inflight[slot.actor.save.remote()] = _Call(slot, "save_end")
+        else:
+            self._finish(slot, TrialStatus.TERMINATED)
+
+    def _on_saved(self, slot: _Slot, saved: SavedCheckpoint | None) -> None:
+        if saved is None:
+            return
+        trial = slot.trial
+        if saved.packed is not None:
+            committed = self._store.commit_packed(saved.path, saved.packed, saved.iteration)
+            digest = committed.manifest_digest
+        else:
+            digest = saved.manifest_digest
+        metrics = dict(trial.last_result)
+        metrics[keys.TIME_TOTAL_S] = saved.state.time_total_s
+        record = CheckpointRecord(saved.path, saved.iteration, metrics, digest, time.time())
+        trial.checkpoints = [r for r in trial.checkpoints if r.path != record.path] + [record]
+        plan = plan_retention(trial.checkpoints, self._ckpt_config)
+        warn_unscored_once(plan, self._ckpt_config)
+        # Results up to this checkpoint, then the journal entry naming it, then deletions.
+        slot.files.flush()
+        trial.checkpoints = sorted(plan.keep, key=lambda r: (r.iteration, r.committed_at))
+        self._journal.record(trial)
+        self._journal.flush()
+        for dropped in plan.delete:
+            self._store.delete(dropped.path)
+        self._progress.checkpoint(trial, self._experiment.uri(record.path))
+
+    # -- restore ---------------------------------------------------------------------------
+
+    def _candidates(self, trial: Trial) -> list[RestoreCandidate]:
+        records = sorted(trial.checkpoints, key=lambda r: (r.iteration, r.committed_at))
+        return [
+            RestoreCandidate(
+                r.path,
+                r.manifest_digest,
+                TrainableState(r.iteration, float(r.metrics.get(keys.TIME_TOTAL_S, 0.0))),
+            )
+            for r in reversed(records)
+        ]
+
+    def _restore(self, slot: _Slot, shares_storage: bool) -> None:
+        slot.shares_storage = shares_storage
+        candidates = self._candidates(slot.trial)
+        if shares_storage:
+            ref = slot.actor.restore.remote(candidates)
+            self._inflight[ref] = _Call(slot, "restore")
+            return
+        for candidate in candidates:
+            packed = self._store.read_verified_packed(candidate.path, candidate.manifest_digest)
+            if packed is not None:
+                ref = slot.actor.restore.remote([candidate], packed)
+                self._inflight[ref] = _Call(slot, "restore")
+                return
+        self._on_restored(slot, None)
+
+    def _on_restored(self, slot: _Slot, used: RestoreCandidate | None) -> None:
+        trial = slot.trial
+        iteration = used.state.iteration if used is not None else 0
+        if used is None:
+            logger.warning(
+                "trial %s: no checkpoint verifies; starting from scratch", trial.trial_id
+            )
+        trial.checkpoints = [r for r in trial.checkpoints if r.iteration <= iteration]
+        slot.files.truncate_after(iteration)
+        kept = [r for r in trial.checkpoints if r.iteration == iteration]
+        trial.last_result = dict(kept[-1].metrics) if kept else {}
+        self._progress.trial_started(trial, self._experiment.uri(used.path) if used else None)
+        self._train(slot)
+
+    def _on_reset(self, slot: _Slot, ok: bool) -> None:
+        if ok:
+            self._progress.trial_started(slot.trial, None)
+            self._train(slot)
+            return
+        self._terminate_actor(slot.actor)
+        self._start_fresh(slot.trial, slot.resources, slot.files)
+
+    # -- ending trials ---------------------------------------------------------------------
+
+    def _finish(self, slot: _Slot, status: TrialStatus) -> None:
+        trial = slot.trial
+        trial.set_status(status)
+        slot.files.flush()
+        self._journal.record(trial)
+        self._journal.flush()
+        self._slots.pop(trial.trial_id, None)
+        self._capacity.give(slot.resources)
+        if status == TrialStatus.TERMINATED and self._tune_config.reuse_actors:
+            self._idle_actors.append((slot.actor, slot.resources))
+        else:
+            self._terminate_actor(slot.actor)
+        self._progress.finished(trial)
+
+    def _take_idle_actor(self, request: dict[str, float]) -> Any | None:
+        for index, (actor, resources) in enumerate(self._idle_actors):
+            if resources == request:
+                del self._idle_actors[index]
+                return actor
+        return None
+
+    def _terminate_actor(self, actor: Any) -> None:
+        with contextlib.suppress(RayError):  # already dead: nothing to stop
+            actor.stop.remote()
+            actor.__ray_terminate__.remote()
+
+    def _on_failure(self, slot: _Slot, exc: BaseException) -> None:
+        trial = slot.trial
+        error = _describe(exc)
+        self._drop_calls(slot)
+        with contextlib.suppress(RayError):  # the actor may be gone already
+            ray.kill(slot.actor, no_restart=True)
+        self._slots.pop(trial.trial_id, None)
+        self._capacity.give(slot.resources)
+        self._capacity.refresh(force=isinstance(exc, RayActorError))
+        trial.num_failures += 1
+        budget = self._failure_config.max_failures
+        retry = budget == -1 or trial.num_failures <= budget
+        self._progress.failed(trial, error, retry)
+        slot.files.flush()
+        if retry:
+            trial.set_status(TrialStatus.PENDING)
+            self._journal.record(trial)
+            self._journal.flush()
+            self._pending.appendleft(trial)
+            return
+        trial.error = error
+        trial.set_status(TrialStatus.ERROR)
+        self._journal.record(trial)
+        self._journal.flush()
+        self._progress.finished(trial)
+        fail_fast = self._failure_config.fail_fast
+        if fail_fast:
+            self._abort = TrialError(error) if fail_fast == "raise" else _StopSweep()
+
+    def _drop_calls(self, slot: _Slot) -> None:
+        for ref, call in list(self._inflight.items()):
+            if call.slot is slot:
+                del self._inflight[ref]
+
+    def _shutdown(self) -> None:
+        """Stop every actor still held (fail_fast, errors, reuse pool)."""
+        for slot in list(self._slots.values()):
+            slot.files.flush()
+            if slot.trial.status == TrialStatus.RUNNING:
+                slot.trial.set_status(TrialStatus.TERMINATED)
+                self._journal.record(slot.trial)
+            self._terminate_actor(slot.actor)
+        for trial in self._pending:
+            if trial.status == TrialStatus.PENDING and self._abort is not None:
+                trial.set_status(TrialStatus.TERMINATED)
+                self._journal.record(trial)
+        self._slots.clear()
+        self._inflight.clear()
+        for actor, _ in self._idle_actors:
+            self._terminate_actor(actor)
+        self._idle_actors.clear()
+        self._journal.flush()
+
+
+class _StopSweep(Exception):
+    """fail_fast=True: end the sweep quietly after the first error."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RayTaskError):
+        return str(exc)
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,112 @@
+"""Trial: one configuration's run, its status and its committed checkpoints.
+
+State is plain JSON (``to_json``/``from_json``), relative paths only, so an experiment can be
+journaled, moved and restored.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from tune_ckpt.records import CheckpointRecord
+
+
+class TrialStatus(str, enum.Enum):
+    """Where a trial is in its life."""
+
+    PENDING = "PENDING"  # waiting for resources (first start or restart after a failure)
+    RUNNING = "RUNNING"  # its actor is training
+    TERMINATED = "TERMINATED"  # finished: stopped by a criterion or the trainable
+    ERROR = "ERROR"  # failed past its failure budget
+
+
+_TRANSITIONS: dict[TrialStatus, frozenset[TrialStatus]] = {
+    TrialStatus.PENDING: frozenset({TrialStatus.RUNNING, TrialStatus.TERMINATED}),
+    TrialStatus.RUNNING: frozenset(
+        {TrialStatus.PENDING, TrialStatus.TERMINATED, TrialStatus.ERROR}
+    ),
+    TrialStatus.TERMINATED: frozenset({TrialStatus.PENDING}),
+    TrialStatus.ERROR: frozenset({TrialStatus.PENDING}),
+}
+"""Legal moves. Finished trials go back to PENDING only when an experiment is restored."""
+
+
+class IllegalTransition(RuntimeError):
+    """A status change the transition table does not allow (a runner bug)."""
+
+
+@dataclass
+class Trial:
+    """One trial of an experiment.
+
+    Attributes:
+        trial_id: unique within the experiment.
+        config: the resolved configuration.
+        trial_dir: the trial's folder relative to the experiment root.
+        status: see :class:`TrialStatus`.
+        last_result: the latest reported result.
+        checkpoints: committed checkpoints still on storage, oldest first.
+        num_failures: failures counted against ``max_failures``.
+        num_preemptions: preemptions (not counted against ``max_failures``).
+        error: the traceback of the failure that ended the trial, if any.
+    """
+
+    trial_id: str
+    config: dict[str, Any]
+    trial_dir: str
+    status: TrialStatus = TrialStatus.PENDING
+    last_result: dict[str, Any] = field(default_factory=dict)
+    checkpoints: list[CheckpointRecord] = field(default_factory=list)
+    num_failures: int = 0
+    num_preemptions: int = 0
+    error: str | None = None
+
+    def set_status(self, status: TrialStatus) -> None:
+        if status == self.status:
+            return
+        if status not in _TRANSITIONS[self.status]:
+            raise IllegalTransition(f"trial {self.trial_id}: {self.status.value} -> {status.value}")
+        self.status = status
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (TrialStatus.TERMINATED, TrialStatus.ERROR)
+
+    @property
+    def iteration(self) -> int:
+        return int(self.last_result.get("training_iteration", 0))
+
+    @property
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        if not self.checkpoints:
+            return None
+        return max(self.checkpoints, key=lambda r: (r.iteration, r.committed_at))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trial_id": self.trial_id,
+            "config": self.config,
+            "trial_dir": self.trial_dir,
+            "status": self.status.value,
+            "last_result": self.last_result,
+            "checkpoints": [r.to_json() for r in self.checkpoints],
+            "num_failures": self.num_failures,
+            "num_preemptions": self.num_preemptions,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trial:
+        return cls(
+            trial_id=data["trial_id"],
+            config=data["config"],
+            trial_dir=data["trial_dir"],
+            status=TrialStatus(data["status"]),
+            last_result=dict(data.get("last_result") or {}),
+            checkpoints=[CheckpointRecord.from_json(r) for r in data.get("checkpoints", [])],
+            num_failures=int(data.get("num_failures", 0)),
+            num_preemptions=int(data.get("num_preemptions", 0)),
+            error=data.get("error"),
+        )
