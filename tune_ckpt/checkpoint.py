@@ -19,7 +19,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -46,6 +46,13 @@ def _check_json(metadata: Any) -> dict[str, Any]:
             "(dict, list, str, int, float, bool, None)"
         ) from exc
     return json.loads(json.dumps(metadata))
+
+
+def _bytes_filler(data: bytes) -> Callable[[memoryview], None]:
+    def fill(view: memoryview) -> None:
+        view[:] = data
+
+    return fill
 
 
 class Checkpoint:
@@ -207,6 +214,12 @@ class Checkpoint:
             return self._packed
         metadata = self.get_metadata()
         if self._dict is not None:
+            if set(self._dict) == {FILES_KEY}:
+                # A directory read as a dict packs as its files, as to_directory writes it.
+                files = sorted(self._dict[FILES_KEY].items())
+                return PackedCheckpoint.from_sources(
+                    [(rel, len(data), _bytes_filler(data)) for rel, data in files], metadata
+                )
             data = pickle.dumps(self._dict, protocol=pickle.HIGHEST_PROTOCOL)
             return PackedCheckpoint(((DICT_FILE, 0, len(data)),), data, metadata)
         local = self._local_dir()

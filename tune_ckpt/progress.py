@@ -40,8 +40,16 @@ class Progress:
     def failed(self, trial: Trial, error: str, retrying: bool) -> None:
         if self.verbose >= 1:
             first = error.strip().splitlines()[-1] if error.strip() else "unknown error"
+            first = first if len(first) <= 160 else first[:157] + "..."
             what = "failed, restarting" if retrying else "failed"
             self._print(f"[tune_ckpt] trial {trial.trial_id} {what}: {first}")
+
+    def preempted(self, trial: Trial) -> None:
+        if self.verbose >= 1:
+            self._print(
+                f"[tune_ckpt] trial {trial.trial_id} preempted at iteration {trial.iteration}, "
+                "rescheduling"
+            )
 
     def finished(self, trial: Trial) -> None:
         if self.verbose >= 1:

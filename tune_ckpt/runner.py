@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import ActorDiedError, RayActorError, RayError, RayTaskError
 
 from tune_ckpt import result as keys
 from tune_ckpt.actor import StepOutcome, TrialActor
@@ -269,14 +269,17 @@ class TrialRunner:
             trial.last_result = {**trial.last_result, keys.DONE: True}
             self._end(slot)
             return
-        result[keys.NUM_FAILURES] = trial.num_failures
-        result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
-        trial.last_result = result
-        slot.files.add(result)
-        self._progress.result(trial, result)
+        if result.get(keys.TRAINING_ITERATION, 0) > trial.iteration:
+            result[keys.NUM_FAILURES] = trial.num_failures
+            result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
+            trial.last_result = result
+            slot.files.add(result)
+            self._progress.result(trial, result)
         if outcome.saved is not None:
             self._on_saved(slot, outcome.saved)
-        if outcome.finished or self._should_stop(trial, result):
+        if outcome.preempted:
+            self._on_preempted(slot)
+        elif outcome.finished or self._should_stop(trial, result):
             self._end(slot)
         else:
             self._train(slot)
@@ -409,20 +412,39 @@ class TrialRunner:
             actor.stop.remote()
             actor.__ray_terminate__.remote()
 
-    def _on_failure(self, slot: _Slot, exc: BaseException) -> None:
-        trial = slot.trial
-        error = _describe(exc)
+    def _release(self, slot: _Slot, refresh: bool) -> None:
+        """Forget a trial's actor after it died or was preempted, and kill what is left."""
         self._drop_calls(slot)
         with contextlib.suppress(RayError):  # the actor may be gone already
             ray.kill(slot.actor, no_restart=True)
-        self._slots.pop(trial.trial_id, None)
+        self._slots.pop(slot.trial.trial_id, None)
         self._capacity.give(slot.resources)
-        self._capacity.refresh(force=isinstance(exc, RayActorError))
+        self._capacity.refresh(force=refresh)
+        slot.files.flush()
+
+    def _on_preempted(self, slot: _Slot) -> None:
+        """Reschedule a preempted trial from its latest checkpoint; not a failure."""
+        trial = slot.trial
+        self._release(slot, refresh=True)
+        trial.num_preemptions += 1
+        self._progress.preempted(trial)
+        trial.set_status(TrialStatus.PENDING)
+        self._journal.record(trial)
+        self._journal.flush()
+        self._pending.appendleft(trial)
+
+    def _on_failure(self, slot: _Slot, exc: BaseException) -> None:
+        if isinstance(exc, ActorDiedError) and getattr(exc, "preempted", False):
+            # The node was drained for preemption before the worker could report it.
+            self._on_preempted(slot)
+            return
+        trial = slot.trial
+        error = _describe(exc)
+        self._release(slot, refresh=isinstance(exc, RayActorError))
         trial.num_failures += 1
         budget = self._failure_config.max_failures
         retry = budget == -1 or trial.num_failures <= budget
         self._progress.failed(trial, error, retry)
-        slot.files.flush()
         if retry:
             trial.set_status(TrialStatus.PENDING)
             self._journal.record(trial)

@@ -231,7 +231,8 @@ class FunctionTrainable(Trainable):
             raise item.error
         if isinstance(item, _Finished):
             self.finished = True
-            self._pending_checkpoint = None
+            # Keep the last report's checkpoint (or callable): the function returned right
+            # after it, so it is what checkpoint_at_end saves.
             return {keys.DONE: True}
         metrics, checkpoint = item
         self._pending_checkpoint = checkpoint

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import inspect
 import os
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import ray
 
 from tune_ckpt import journal as journal_mod
-from tune_ckpt.config import RunConfig, TuneConfig
+from tune_ckpt.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from tune_ckpt.errors import STORAGE_ERRORS, ExperimentError, TrainableError
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import MARKER_PREFIX
@@ -26,6 +28,8 @@ from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trainable import as_trainable_class
 from tune_ckpt.trial import Trial, TrialStatus
+
+STOP_FILE = "stop_criterion.pkl"
 
 
 def _pickle_problem(trainable: Any) -> str | None:
@@ -115,7 +119,7 @@ class Tuner:
         progress = Progress(self._run_config.verbose, self._tune_config.metric)
         journal = Journal(experiment)
         if self._restored is None:
-            journal.write_header(self._name, {"num_trials": len(trials)})
+            journal.write_header(self._name, self._settings(experiment))
             for trial in trials:
                 ResultFiles(experiment, trial.trial_dir).write_params(trial.config)
                 journal.record(trial)
@@ -141,6 +145,27 @@ class Tuner:
         return ResultGrid(
             results, experiment.uri(), self._tune_config.metric, self._tune_config.mode
         )
+
+    def _settings(self, experiment: StorageLocation) -> dict[str, Any]:
+        """The run and tune settings a restore needs, as JSON (a stop callable is pickled
+        into its own file, the only non-JSON state)."""
+        rc = self._run_config
+        stop: Any = dict(rc.stop) if isinstance(rc.stop, Mapping) else None
+        if callable(rc.stop):
+            from ray import cloudpickle
+
+            experiment.write_bytes(STOP_FILE, cloudpickle.dumps(rc.stop))
+            stop = STOP_FILE
+        return {
+            "run_config": {
+                "stop": stop,
+                "checkpoint_config": dataclasses.asdict(rc.checkpoint_config),
+                "failure_config": dataclasses.asdict(rc.failure_config),
+                "verbose": rc.verbose,
+                "checkpoint_transfer": rc.checkpoint_transfer,
+            },
+            "tune_config": dataclasses.asdict(self._tune_config),
+        }
 
     def _new_experiment(self) -> tuple[StorageLocation, list[Trial]]:
         rc = self._run_config
@@ -202,11 +227,12 @@ class Tuner:
                 f"{experiment.uri()} was run with trainable {header.get('trainable')!r}, "
                 f"not {name!r}"
             )
+        settings = _restored_settings(header, experiment)
         tuner = cls(
             trainable,
             param_space=param_space,
-            tune_config=tune_config,
-            run_config=run_config or RunConfig(),
+            tune_config=tune_config or settings[1],
+            run_config=run_config or settings[0],
         )
         store = CheckpointStore(experiment)
         trials = list(trials_by_id.values())
@@ -225,6 +251,26 @@ class Tuner:
                 trial.status = TrialStatus.PENDING if resume_unfinished else TrialStatus.TERMINATED
         tuner._restored = (experiment, trials)
         return tuner
+
+
+def _restored_settings(
+    header: dict[str, Any], experiment: StorageLocation
+) -> tuple[RunConfig, TuneConfig]:
+    """The RunConfig and TuneConfig an experiment was started with, from its journal."""
+    rc = dict(header.get("run_config") or {})
+    stop = rc.get("stop")
+    if stop == STOP_FILE:
+        from ray import cloudpickle
+
+        stop = cloudpickle.loads(experiment.read_bytes(STOP_FILE))
+    run_config = RunConfig(
+        stop=stop,
+        checkpoint_config=CheckpointConfig(**rc.get("checkpoint_config", {})),
+        failure_config=FailureConfig(**rc.get("failure_config", {})),
+        verbose=rc.get("verbose", 1),
+        checkpoint_transfer=rc.get("checkpoint_transfer", "auto"),
+    )
+    return run_config, TuneConfig(**(header.get("tune_config") or {}))
 
 
 def _reconcile(trial: Trial, experiment: StorageLocation, store: CheckpointStore) -> None:

@@ -26,7 +26,12 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from tune_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError, StorageError
+from tune_ckpt.errors import (
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    StorageError,
+    StorageNotFoundError,
+)
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.location import StorageLocation, backend_errors
 from tune_ckpt.storage.manifest import (
@@ -245,10 +250,11 @@ class CheckpointStore:
         manifest_path = paths.join(relative, MANIFEST_NAME)
         try:
             data = self.location.read_bytes(manifest_path)
-        except StorageError as exc:
-            if not self.location.exists(manifest_path):
-                raise CheckpointNotFoundError(self.location.uri(relative)) from exc
-            raise
+        except StorageNotFoundError as exc:
+            # A missing manifest means "not committed"; a missing bucket is a storage error,
+            # which listing the folder raises. Other storage errors propagate as they are.
+            self.location.list_dir(relative)
+            raise CheckpointNotFoundError(self.location.uri(relative)) from exc
         manifest = Manifest.from_bytes(data, self.location.uri(manifest_path))
         return Committed(relative, manifest, digest(data))
 

@@ -26,7 +26,10 @@ from tune_ckpt.storage import paths
 
 DEFAULT_STORAGE_PATH = "~/tune_ckpt_results"
 
-_NOT_FOUND = re.compile(r"NO_SUCH_BUCKET|NoSuchBucket|NoSuchKey|NOT_FOUND|does not exist", re.I)
+_NOT_FOUND = re.compile(
+    r"NO_SUCH_BUCKET|NoSuchBucket|NoSuchKey|NOT_FOUND|does not exist|Bucket '[^']*' not found",
+    re.I,
+)
 _DENIED = re.compile(r"ACCESS_DENIED|AccessDenied|Forbidden|Permission denied|403", re.I)
 _UNREACHABLE = re.compile(
     r"curlCode|Couldn't connect|Connection refused|connect to server|NETWORK_CONNECTION|"
@@ -247,10 +250,15 @@ class StorageLocation:
                     raise
 
     def list_dir(self, relative: str = "", recursive: bool = False) -> list[pafs.FileInfo]:
-        """Entries under ``relative`` (empty when it does not exist)."""
-        selector = pafs.FileSelector(self.path(relative), allow_not_found=True, recursive=recursive)
+        """Entries under ``relative`` (empty when it does not exist). A missing bucket, or a
+        path under a regular file, raises a StorageError instead of listing as empty."""
+        # Not allow_not_found=True: pyarrow's S3 then also lists a missing bucket as empty.
+        selector = pafs.FileSelector(self.path(relative), recursive=recursive)
         with backend_errors(self.uri(relative)):
-            return list(self.fs.get_file_info(selector))
+            try:
+                return list(self.fs.get_file_info(selector))
+            except FileNotFoundError:
+                return []
 
     def relative_to_root(self, fs_path: str) -> str:
         """The relative path of a filesystem path under the root."""

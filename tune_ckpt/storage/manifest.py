@@ -76,6 +76,8 @@ class Manifest:
         """Parse a manifest; a malformed one raises CheckpointError naming ``where``."""
         try:
             body = json.loads(data)
+            if not isinstance(body, dict):
+                raise ValueError(f"a JSON object is needed, not {type(body).__name__}")
             if body.get("format") != FORMAT_VERSION or body.get("algorithm") != HASH_ALGORITHM:
                 raise ValueError(
                     f"unsupported format {body.get('format')!r}/{body.get('algorithm')!r}"
