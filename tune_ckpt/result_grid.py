@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tune_ckpt import result as keys
 from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.config import CheckpointConfig
 from tune_ckpt.errors import TrialError
@@ -47,8 +48,14 @@ class Result:
             return Checkpoint(location.root, location.fs)
 
         latest = trial.latest_checkpoint
+        # The counts as they stand at the end, which the last result may predate.
+        metrics = {
+            **trial.last_result,
+            keys.NUM_FAILURES: trial.num_failures,
+            keys.NUM_PREEMPTIONS: trial.num_preemptions,
+        }
         return cls(
-            metrics=dict(trial.last_result),
+            metrics=metrics,
             config=dict(trial.config),
             checkpoint=handle(latest.path) if latest else None,
             best_checkpoints=[

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 _RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU"}
 _REFRESH_S = 1.0
+_MAX_STARTUP_LOSSES = 3
 
 
 class StopKeyError(ValueError):
@@ -55,7 +56,7 @@ class _Slot:
     resources: dict[str, float]
     files: ResultFiles
     shares_storage: bool | None = None
-    stopping: bool = False
+    answered: bool = False  # the actor has completed a call, so it did start
 
 
 @dataclass
@@ -132,6 +133,7 @@ class TrialRunner:
         self._trainable_ref = ray.put(trainable_cls)
         self._idle_actors: list[tuple[Any, dict[str, float]]] = []
         self._abort: BaseException | None = None
+        self._startup_losses: dict[str, int] = {}
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -244,6 +246,8 @@ class TrialRunner:
         except RayError as exc:
             self._on_failure(slot, exc)
             return
+        slot.answered = True
+        self._startup_losses.pop(slot.trial.trial_id, None)
         try:
             if call.kind == "train":
                 self._on_step(slot, value)
@@ -433,12 +437,31 @@ class TrialRunner:
         self._journal.flush()
         self._pending.appendleft(trial)
 
+    def _lost_before_start(self, slot: _Slot, exc: BaseException) -> bool:
+        """An actor that never ran lost to the cluster (placed on a node that was dying but
+        not yet declared dead), rather than a failure of the trial. Bounded, so a trainable
+        whose process dies while starting still uses up its failures."""
+        if slot.answered or not isinstance(exc, RayActorError) or isinstance(exc, RayTaskError):
+            return False
+        if getattr(exc, "actor_init_failed", False):
+            return False
+        losses = self._startup_losses.get(slot.trial.trial_id, 0) + 1
+        self._startup_losses[slot.trial.trial_id] = losses
+        return losses <= _MAX_STARTUP_LOSSES
+
     def _on_failure(self, slot: _Slot, exc: BaseException) -> None:
         if isinstance(exc, ActorDiedError) and getattr(exc, "preempted", False):
             # The node was drained for preemption before the worker could report it.
             self._on_preempted(slot)
             return
         trial = slot.trial
+        if self._lost_before_start(slot, exc):
+            logger.warning("trial %s: its new actor was lost before it started (%s); "
+                           "rescheduling", trial.trial_id, type(exc).__name__)  # fmt: skip
+            self._release(slot, refresh=True)
+            trial.set_status(TrialStatus.PENDING)
+            self._pending.appendleft(trial)
+            return
         error = _describe(exc)
         self._release(slot, refresh=isinstance(exc, RayActorError))
         trial.num_failures += 1

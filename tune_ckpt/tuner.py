@@ -240,6 +240,9 @@ class Tuner:
             _reconcile(trial, experiment, store)
             if trial.status == TrialStatus.ERROR:
                 if restart_errored:
+                    # Storage wins on restore, so stale checkpoints must go, not just records.
+                    for record in trial.checkpoints:
+                        store.delete(record.path)
                     trial.checkpoints = []
                     ResultFiles(experiment, trial.trial_dir).truncate_after(0)
                     trial.last_result = {}

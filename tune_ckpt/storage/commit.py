@@ -113,7 +113,8 @@ class CheckpointStore:
         os_path = self.location.local_os_path(tmp)
         if os_path is None:
             raise ValueError("stage_local needs local storage")
-        os.makedirs(os_path)
+        with backend_errors(self.location.uri(tmp)):
+            os.makedirs(os_path)
         return os_path
 
     def commit_staged(self, relative: str, staged_dir: str, iteration: int | None) -> Committed:

@@ -8,6 +8,7 @@ once, copied once into the object store and written to disk once at the other en
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 from collections.abc import Iterator
@@ -21,7 +22,10 @@ _Buffer = bytes | bytearray | memoryview
 
 
 def local_files(directory: str) -> Iterator[tuple[str, str]]:
-    """(relative path, OS path) of every regular file under ``directory``, sorted."""
+    """(relative path, OS path) of every regular file under ``directory``, sorted. A missing
+    ``directory`` raises FileNotFoundError (os.walk alone would list it as empty)."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, "no checkpoint folder at this path", directory)
     found = []
     for dirpath, _dirnames, filenames in os.walk(directory):
         for name in filenames:

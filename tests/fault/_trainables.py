@@ -1,0 +1,124 @@
+"""Trainables with faults injected for real, shared by the fault tests.
+
+Every trainable accumulates ``total = sum(i * a for i in 1..iteration)``, so its final
+metrics equal a fault-free run's only if each restore brought back the exact state, and
+reports ``restored_from``: the iteration of the checkpoint it was restored from (0: never).
+
+A fault fires once per trial: ``config["fault_at"]`` is the iteration, ``config["fault"]``
+what happens, and a marker file in ``config["marker_dir"]`` records that it fired.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import tune_ckpt as tune
+
+
+def expected_total(iterations: int, a: int = 1) -> int:
+    return sum(i * a for i in range(1, iterations + 1))
+
+
+def _fire_once(config: dict[str, Any], trial_id: str, iteration: int) -> str | None:
+    """The fault to inject now, or None. 'raise_always' fires on every attempt."""
+    fault = config.get("fault")
+    if fault is None or config.get("fault_at") != iteration:
+        return None
+    if fault == "raise_always":
+        return fault
+    marker = os.path.join(config["marker_dir"], f"{trial_id}-{iteration}")
+    if os.path.exists(marker):
+        return None
+    with open(marker, "w") as f:
+        f.write(str(os.getpid()))
+    return str(fault)
+
+
+def inject(fault: str, config: dict[str, Any], trial_id: str) -> None:
+    if fault in ("raise", "raise_always"):
+        raise RuntimeError(f"injected failure in trial {trial_id}")
+    if fault == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "exit":
+        os._exit(1)
+    if fault == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    if fault == "truncate_latest_then_raise":
+        pattern = os.path.join(config["experiment_dir"], f"*{trial_id}", "checkpoint_*")
+        latest = sorted(glob.glob(pattern))[-1]
+        with open(os.path.join(latest, "state.json"), "r+") as f:
+            f.truncate(3)
+        raise RuntimeError(f"injected failure after truncating {latest}")
+
+
+def _node_id() -> str:
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())
+
+
+class Accumulator(tune.Trainable):
+    """Class API; checkpoints its total and iteration as JSON files."""
+
+    def setup(self, config: dict[str, Any]) -> None:
+        self.total = 0
+        self.restored_from = 0
+
+    def step(self) -> dict[str, Any]:
+        iteration = self.iteration + 1
+        time.sleep(self.config.get("sleep", 0.0))
+        self.total += iteration * self.config.get("a", 1)
+        fault = _fire_once(self.config, self.trial_id, iteration)
+        if fault is not None and fault != "crash_in_save":
+            inject(fault, self.config, self.trial_id)
+        if self.config.get("node_file"):
+            with open(os.path.join(self.config["node_file"], self.trial_id), "w") as f:
+                f.write(_node_id())
+        return {"total": self.total, "restored_from": self.restored_from, "node_id": _node_id()}
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        state = json.dumps({"total": self.total, "iteration": self.iteration})
+        path = os.path.join(checkpoint_dir, "state.json")
+        if self.config.get("fault") == "crash_in_save" and self.config.get("fault_at") == (
+            self.iteration
+        ):
+            marker = os.path.join(self.config["marker_dir"], f"{self.trial_id}-save")
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                with open(path, "w") as f:
+                    f.write(state[: len(state) // 2])
+                    f.flush()
+                os._exit(1)  # the worker dies halfway through writing the checkpoint
+        with open(path, "w") as f:
+            f.write(state)
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        with open(os.path.join(checkpoint_dir, "state.json")) as f:
+            state = json.load(f)
+        self.total = state["total"]
+        self.restored_from = state["iteration"]
+
+
+def accumulate_fn(config: dict[str, Any]) -> None:
+    """Function API; checkpoints through a callable, so the runner decides when."""
+    trial_id = f"fn-{config.get('name', 'x')}"
+    checkpoint = tune.get_checkpoint()
+    state = checkpoint.to_dict() if checkpoint else {"total": 0, "iteration": 0}
+    restored_from = state["iteration"]
+    while state["iteration"] < config["iterations"]:
+        state["iteration"] += 1
+        time.sleep(config.get("sleep", 0.0))
+        state["total"] += state["iteration"] * config.get("a", 1)
+        fault = _fire_once(config, trial_id, state["iteration"])
+        if fault is not None:
+            inject(fault, config, trial_id)
+        snapshot = dict(state)
+        tune.report(
+            {"total": state["total"], "restored_from": restored_from},
+            checkpoint=lambda snapshot=snapshot: tune.Checkpoint.from_dict(snapshot),
+        )

@@ -1,0 +1,143 @@
+"""A driver killed with SIGKILL mid-sweep; the experiment is moved and restored elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+import tune_ckpt as tune
+from tune_ckpt.errors import ExperimentError
+
+from ._driver import ITERATIONS
+from ._trainables import Accumulator, accumulate_fn, expected_total
+from .conftest import TESTS_DIR
+
+pytestmark = pytest.mark.usefixtures("local_ray")
+
+
+def _checkpoints(experiment: Path) -> dict[str, list[int]]:
+    """Committed checkpoint iterations per trial folder."""
+    found: dict[str, list[int]] = {}
+    for trial in sorted(experiment.glob("accumulate_fn_*")):
+        found[trial.name] = sorted(
+            int(c.name.split("_")[1])
+            for c in trial.glob("checkpoint_*")
+            if (c / ".tune_ckpt_manifest.json").exists()
+        )
+    return found
+
+
+def _kill_driver_mid_sweep(storage: Path) -> dict[str, list[int]]:
+    """Run the driver in a subprocess and SIGKILL it once some trial has checkpoint 8 and
+    another is still unfinished; returns the checkpoints committed at that moment."""
+    env = dict(os.environ, PYTHONPATH=TESTS_DIR)
+    address = ray.get_runtime_context().gcs_address
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "fault._driver", str(storage), address], env=env, cwd=TESTS_DIR
+    )
+    experiment = storage / "exp"
+    deadline = time.monotonic() + 120
+    try:
+        while not any(8 in its for its in _checkpoints(experiment).values()):
+            assert driver.poll() is None, "the driver ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint appeared in time"
+            time.sleep(0.05)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    return _checkpoints(experiment)
+
+
+def _iterations(trial_path: str) -> list[int]:
+    with open(os.path.join(trial_path, "result.json")) as f:
+        return [json.loads(line)["training_iteration"] for line in f if line.strip()]
+
+
+def test_driver_sigkill_then_restore_from_moved_folder(tmp_path: Path) -> None:
+    """Every trial ends with the metrics of a fault-free run, each resumed trial from the
+    checkpoint storage held when the driver died, and all paths point at the new folder."""
+    at_kill = _kill_driver_mid_sweep(tmp_path / "first")
+    moved = tmp_path / "second" / "exp-moved"
+    moved.parent.mkdir()
+    shutil.move(str(tmp_path / "first" / "exp"), str(moved))
+
+    assert tune.Tuner.can_restore(str(moved))
+    results = tune.Tuner.restore(str(moved), accumulate_fn).fit()
+
+    assert len(results) == 3
+    for result in results:
+        assert result.error is None
+        a = result.config["a"]
+        assert result.metrics["total"] == expected_total(ITERATIONS, a)
+        assert result.metrics["training_iteration"] == ITERATIONS
+        assert _iterations(result.path) == list(range(1, ITERATIONS + 1))
+        assert result.path.startswith(str(moved))
+        assert result.checkpoint is not None
+        assert result.checkpoint.path.startswith(str(moved))
+        committed = at_kill[os.path.basename(result.path)]
+        if result.metrics["restored_from"]:
+            # Resumed from the newest checkpoint committed before the kill, not from scratch.
+            assert result.metrics["restored_from"] == max(committed)
+    assert any(r.metrics["restored_from"] for r in results)
+    for folder in moved.rglob("*"):
+        if folder.is_file() and folder.suffix in (".json", ".jsonl"):
+            assert str(tmp_path / "first") not in folder.read_text()
+
+
+def test_restore_errors(tmp_path: Path) -> None:
+    """A path without an experiment, or another trainable's experiment, fails clearly."""
+    with pytest.raises(ExperimentError, match="holds no tune_ckpt experiment"):
+        tune.Tuner.restore(str(tmp_path / "nothing"), accumulate_fn)
+    assert not tune.Tuner.can_restore(str(tmp_path / "nothing"))
+    tune.Tuner(
+        Accumulator,
+        param_space={"marker_dir": str(tmp_path)},
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path), name="exp", verbose=0, stop={"training_iteration": 1}
+        ),
+    ).fit()
+    with pytest.raises(ExperimentError, match="'Accumulator', not 'accumulate_fn'"):
+        tune.Tuner.restore(str(tmp_path / "exp"), accumulate_fn)
+
+
+def test_restore_errored_trials(tmp_path: Path) -> None:
+    """Errored trials are skipped by default, resumed from their checkpoint with
+    resume_errored, or started over with restart_errored."""
+    space = {"marker_dir": str(tmp_path), "fault": "raise", "fault_at": 5}
+    run = tune.RunConfig(
+        storage_path=str(tmp_path),
+        name="exp",
+        verbose=0,
+        stop={"training_iteration": 6},
+        checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2),
+    )
+    (errored,) = tune.Tuner(Accumulator, param_space=space, run_config=run).fit()
+    assert errored.error is not None
+    path = str(tmp_path / "exp")
+
+    resume_copy, restart_copy = str(tmp_path / "resume"), str(tmp_path / "restart")
+    shutil.copytree(path, resume_copy)
+    shutil.copytree(path, restart_copy)
+
+    (skipped,) = tune.Tuner.restore(path, Accumulator).fit()
+    assert skipped.error is not None and skipped.metrics["training_iteration"] == 4
+
+    (resumed,) = tune.Tuner.restore(resume_copy, Accumulator, resume_errored=True).fit()
+    assert resumed.error is None
+    assert resumed.metrics["restored_from"] == 4  # the fault fired once; resumed at 4
+    assert resumed.metrics["total"] == expected_total(6)
+
+    (restarted,) = tune.Tuner.restore(restart_copy, Accumulator, restart_errored=True).fit()
+    assert restarted.error is None
+    assert restarted.metrics["restored_from"] == 0
+    assert restarted.metrics["total"] == expected_total(6)
+    assert _iterations(restarted.path) == list(range(1, 7))

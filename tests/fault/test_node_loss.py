@@ -1,0 +1,136 @@
+"""Node loss on a real multi-node Ray cluster, through both checkpoint transfer paths.
+
+The cluster: a head without CPUs (the driver's node) and two 1-CPU worker nodes. The node
+running trial 0 is removed mid-run and a fresh node added; the trial must resume on another
+node from its last checkpoint with its state intact.
+
+For the object-store path the storage is an in-memory filesystem that exists only in the
+driver's process: a worker that tried to write it would write into its own empty copy, so
+the checkpoints the driver holds can only have come through Ray's object store.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fsspec.implementations.memory
+import pyarrow.fs as pafs
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+import tune_ckpt as tune
+from tune_ckpt import air
+from tune_ckpt.storage.location import StorageLocation
+
+from ._trainables import Accumulator, expected_total
+from .conftest import WORKER_ENV
+
+ITERATIONS = 40
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "include_dashboard": False},
+    )
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, runtime_env=WORKER_ENV, configure_logging=False)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def _wait_for(condition: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.05)
+
+
+def _run_with_node_loss(
+    cluster: Cluster, tmp_path: Path, storage: dict[str, Any], checkpoint_exists: Any
+) -> tune.ResultGrid:
+    node_files = tmp_path / "nodes"
+    node_files.mkdir()
+    tuner = tune.Tuner(
+        Accumulator,
+        param_space={"a": tune.grid_search([1, 2]), "sleep": 0.1, "node_file": str(node_files)},
+        run_config=air.RunConfig(
+            name="exp",
+            verbose=0,
+            stop={"training_iteration": ITERATIONS},
+            checkpoint_config=air.CheckpointConfig(checkpoint_frequency=5),
+            failure_config=air.FailureConfig(max_failures=2),
+            **storage,
+        ),
+    )
+    outcome: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: outcome.update(results=tuner.fit()))
+    runner.start()
+    _wait_for(lambda: len(os.listdir(node_files)) == 2 and checkpoint_exists(10))
+    trial_files = sorted(os.listdir(node_files))
+    with open(node_files / trial_files[0]) as f:
+        doomed = f.read()
+    (node,) = [n for n in cluster.worker_nodes if n.node_id == doomed]
+    cluster.remove_node(node, allow_graceful=False)
+    cluster.add_node(num_cpus=1)
+    runner.join(timeout=240)
+    assert not runner.is_alive()
+    results: tune.ResultGrid = outcome["results"]
+    first = results[0]
+    assert first.error is None
+    assert first.metrics["num_failures"] == 1
+    assert first.metrics["restored_from"] >= 10
+    assert first.metrics["node_id"] != doomed
+    for result, a in zip(results, [1, 2], strict=True):
+        assert result.metrics["total"] == expected_total(ITERATIONS, a)
+    return results
+
+
+def test_node_loss_shared_storage(cluster: Cluster, tmp_path: Path) -> None:
+    """Workers persist to shared storage; the lost trial resumes elsewhere from it."""
+    storage = tmp_path / "storage"
+    trial_dirs = lambda: list((storage / "exp").glob("Accumulator_*"))  # noqa: E731
+    results = _run_with_node_loss(
+        cluster,
+        tmp_path,
+        {"storage_path": str(storage), "checkpoint_transfer": "shared"},
+        lambda it: any((d / f"checkpoint_{it:06d}").is_dir() for d in trial_dirs()),
+    )
+    assert results[0].checkpoint is not None
+    assert results[0].checkpoint.path.startswith(str(storage))
+
+
+def test_node_loss_object_store_transfer(cluster: Cluster, tmp_path: Path) -> None:
+    """With storage only the driver can reach, 'auto' sends checkpoints through the object
+    store both ways, and the lost trial still resumes from its last checkpoint."""
+    memory = fsspec.implementations.memory.MemoryFileSystem()
+    root = f"/driver-only-{tmp_path.name}"
+    fs = pafs.PyFileSystem(pafs.FSSpecHandler(memory))
+    location = StorageLocation.resolve(root, fs)
+
+    def checkpoint_exists(iteration: int) -> bool:
+        exp = location.child("exp")
+        trials = [i.path for i in exp.list_dir() if "Accumulator_" in i.path]
+        name = f"checkpoint_{iteration:06d}/.tune_ckpt_manifest.json"
+        return any(memory.exists(f"{t}/{name}") for t in trials)
+
+    results = _run_with_node_loss(
+        cluster,
+        tmp_path,
+        {"storage_path": root, "storage_filesystem": fs, "checkpoint_transfer": "auto"},
+        checkpoint_exists,
+    )
+    checkpoint = results[0].checkpoint
+    assert checkpoint is not None and checkpoint.filesystem is fs
+    assert checkpoint.to_dict()  # readable from the driver-only storage
