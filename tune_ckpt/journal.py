@@ -1,9 +1,15 @@
 """The experiment journal: what the driver knows, appended to storage as it happens.
 
-``experiment_journal.jsonl`` holds one JSON object per line: a header (``"kind":
-"experiment"``) naming the trainable, then trial snapshots (``"kind": "trial"``), the last
-snapshot of each trial winning. Only relative paths are written. Checkpoints committed after
-the last snapshot are still found: on restore, storage wins over the journal.
+The journal holds one JSON object per line: a header (``"kind": "experiment"``) naming the
+trainable and the settings, then trial snapshots (``"kind": "trial"``), the last snapshot of
+each trial winning. Only relative paths are written. Checkpoints committed after the last
+snapshot are still found: on restore, storage wins over the journal.
+
+On local disk (and NFS) the journal is one file, ``experiment_journal.jsonl``, appended to.
+Object stores cannot append, and rewriting one growing object on every flush would cost
+quadratic traffic, so there each flush is a new numbered segment under ``journal/``. Entries
+are read file first, then segments in order; an experiment that has segments keeps writing
+segments wherever it moves.
 """
 
 from __future__ import annotations
@@ -14,11 +20,23 @@ from typing import Any
 
 from tune_ckpt.errors import ExperimentError
 from tune_ckpt.result_files import jsonable
+from tune_ckpt.storage import paths
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trial import Trial
 
 JOURNAL_FILE = "experiment_journal.jsonl"
+SEGMENTS_DIR = "journal"
 FORMAT_VERSION = 1
+
+
+def _segments(experiment: StorageLocation) -> list[str]:
+    names = [paths.basename(i.path) for i in experiment.list_dir(SEGMENTS_DIR)]
+    return [paths.join(SEGMENTS_DIR, n) for n in sorted(names) if n.endswith(".jsonl")]
+
+
+def exists(experiment: StorageLocation) -> bool:
+    """Whether ``experiment`` holds a journal (in either form)."""
+    return experiment.is_file(JOURNAL_FILE) or bool(_segments(experiment))
 
 
 class Journal:
@@ -27,6 +45,7 @@ class Journal:
     def __init__(self, experiment: StorageLocation) -> None:
         self._experiment = experiment
         self._pending: list[str] = []
+        self._next_segment: int | None = None  # -1: append to the single file
 
     def write_header(self, trainable_name: str, extra: dict[str, Any]) -> None:
         header = {
@@ -49,19 +68,42 @@ class Journal:
             return
         data = "".join(line + "\n" for line in self._pending).encode()
         self._pending = []
-        self._experiment.append_bytes(JOURNAL_FILE, data)
+        if self._next_segment is None:
+            # Once an experiment has segments (it lived on an object store) it keeps them,
+            # so the order of its entries stays file first, then segments.
+            existing = _segments(self._experiment)
+            if self._experiment.is_local and not existing:
+                self._next_segment = -1
+            else:
+                self._next_segment = int(paths.basename(existing[-1])[:8]) + 1 if existing else 0
+        if self._next_segment < 0:
+            self._experiment.append_bytes(JOURNAL_FILE, data)
+            return
+        name = paths.join(SEGMENTS_DIR, f"{self._next_segment:08d}.jsonl")
+        self._next_segment += 1
+        self._experiment.write_bytes(name, data)
+
+
+def _lines(experiment: StorageLocation) -> list[bytes]:
+    lines: list[bytes] = []
+    # Both forms, so an experiment copied between local disk and an object store restores.
+    if experiment.is_file(JOURNAL_FILE):
+        lines.extend(experiment.read_bytes(JOURNAL_FILE).splitlines())
+    for segment in _segments(experiment):
+        lines.extend(experiment.read_bytes(segment).splitlines())
+    return lines
 
 
 def load(experiment: StorageLocation) -> tuple[dict[str, Any], dict[str, Trial]]:
-    """The header and the latest snapshot of every trial. A torn last line (a driver killed
+    """The header and the latest snapshot of every trial. A torn line (a driver killed
     mid-write) is ignored."""
-    if not experiment.is_file(JOURNAL_FILE):
+    if not exists(experiment):
         raise ExperimentError(
             f"{experiment.uri()} holds no tune_ckpt experiment ({JOURNAL_FILE} not found)"
         )
     header: dict[str, Any] | None = None
     trials: dict[str, Trial] = {}
-    for line in experiment.read_bytes(JOURNAL_FILE).splitlines():
+    for line in _lines(experiment):
         try:
             entry = json.loads(line)
         except ValueError:
@@ -72,5 +114,5 @@ def load(experiment: StorageLocation) -> tuple[dict[str, Any], dict[str, Trial]]
             trial = Trial.from_json(entry)
             trials[trial.trial_id] = trial
     if header is None:
-        raise ExperimentError(f"{experiment.uri()}/{JOURNAL_FILE} has no experiment header")
+        raise ExperimentError(f"{experiment.uri()} has a journal without an experiment header")
     return header, trials

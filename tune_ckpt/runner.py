@@ -200,7 +200,8 @@ class TrialRunner:
     def _start(self, trial: Trial, request: dict[str, float]) -> None:
         self._capacity.take(request)
         files = ResultFiles(self._experiment, trial.trial_dir)
-        reusable = self._take_idle_actor(request)
+        # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
+        reusable = None if trial.checkpoints else self._take_idle_actor(request)
         if reusable is not None:
             slot = _Slot(trial, reusable, request, files)
             self._slots[trial.trial_id] = slot

@@ -197,7 +197,7 @@ class Tuner:
     def can_restore(cls, path: str | os.PathLike[str], storage_filesystem: Any = None) -> bool:
         """Whether ``path`` holds a tune_ckpt experiment."""
         location = StorageLocation.resolve(path, storage_filesystem)
-        return location.is_file(journal_mod.JOURNAL_FILE)
+        return journal_mod.exists(location)
 
     @classmethod
     def restore(
