@@ -146,10 +146,12 @@ class TrialActor:
         load_into(self._trainable, checkpoint, TrainableState(iteration))
         self._last_saved = iteration
 
-    def reset(self, config: dict[str, Any], ctx: TrialContext) -> bool:
-        """Reuse this actor for another trial, if the trainable supports it."""
-        if not self._trainable.reset(config, ctx.trial_id):
-            return False
+    def reset(self, config: dict[str, Any], ctx: TrialContext, use_reset_config: bool) -> bool:
+        """Run another trial in this actor: in the same trainable instance through
+        ``reset_config`` when asked and supported, else in a fresh instance."""
+        if not (use_reset_config and self._trainable.reset(config, ctx.trial_id)):
+            self._trainable.stop()
+            self._trainable = self._cls(config, ctx.trial_id)
         self._ctx = ctx
         self._writer = CheckpointWriter(ctx)
         self._last_saved = None

@@ -180,15 +180,18 @@ class TuneConfig:
             ``"min"`` or ``"max"`` and needs ``metric``.
         max_concurrent_trials: at most this many trials run at once (``None``: as many as
             the cluster's resources allow).
-        reuse_actors: run a new trial in the actor of a finished one when the trainable
-            supports ``reset_config``.
+        reuse_actors: what a finished trial's actor does for the next trial with the same
+            resources. ``None`` (default): its worker process runs the next trial in a fresh
+            trainable instance, saving a process start per trial. ``True``: as Ray Tune, the
+            same instance is switched with ``reset_config`` (a fresh instance if that returns
+            False). ``False``: every trial gets a new process.
     """
 
     num_samples: int = 1
     metric: str | None = None
     mode: str | None = None
     max_concurrent_trials: int | None = None
-    reuse_actors: bool = False
+    reuse_actors: bool | None = None
 
     def __post_init__(self) -> None:
         if not _is_int(self.num_samples) or self.num_samples < 1:
@@ -202,5 +205,5 @@ class TuneConfig:
         mct = self.max_concurrent_trials
         if mct is not None and (not _is_int(mct) or mct < 1):
             raise _bad("max_concurrent_trials", mct, "an int >= 1, or None")
-        if not isinstance(self.reuse_actors, bool):
-            raise _bad("reuse_actors", self.reuse_actors, "True or False")
+        if self.reuse_actors is not None and not isinstance(self.reuse_actors, bool):
+            raise _bad("reuse_actors", self.reuse_actors, "True, False or None")

@@ -200,15 +200,24 @@ class TrialRunner:
     def _start(self, trial: Trial, request: dict[str, float]) -> None:
         self._capacity.take(request)
         files = ResultFiles(self._experiment, trial.trial_dir)
+        if trial.last_result and not trial.checkpoints:
+            # A restart with nothing to restore begins at iteration 1 again; so does its history.
+            files.truncate_after(0)
+            trial.last_result = {}
         # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
         reusable = None if trial.checkpoints else self._take_idle_actor(request)
         if reusable is not None:
             slot = _Slot(trial, reusable, request, files)
             self._slots[trial.trial_id] = slot
             trial.set_status(TrialStatus.RUNNING)
-            ref = reusable.reset.remote(trial.config, self._context(trial))
+            use_reset_config = self._tune_config.reuse_actors is True
+            ref = reusable.reset.remote(trial.config, self._context(trial), use_reset_config)
             self._inflight[ref] = _Call(slot, "reset")
             return
+        # Idle actors of another shape hold resources this trial may need.
+        for actor, _ in self._idle_actors:
+            self._terminate_actor(actor)
+        self._idle_actors.clear()
         self._start_fresh(trial, request, files)
 
     def _start_fresh(self, trial: Trial, request: dict[str, float], files: ResultFiles) -> None:
@@ -260,7 +269,7 @@ class TrialRunner:
             elif call.kind == "restore":
                 self._on_restored(slot, value)
             elif call.kind == "reset":
-                self._on_reset(slot, bool(value))
+                self._on_reset(slot)
         except StopKeyError as exc:
             self._abort = exc
         except RayError as exc:
@@ -381,13 +390,9 @@ class TrialRunner:
         self._progress.trial_started(trial, self._experiment.uri(used.path) if used else None)
         self._train(slot)
 
-    def _on_reset(self, slot: _Slot, ok: bool) -> None:
-        if ok:
-            self._progress.trial_started(slot.trial, None)
-            self._train(slot)
-            return
-        self._terminate_actor(slot.actor)
-        self._start_fresh(slot.trial, slot.resources, slot.files)
+    def _on_reset(self, slot: _Slot) -> None:
+        self._progress.trial_started(slot.trial, None)
+        self._train(slot)
 
     # -- ending trials ---------------------------------------------------------------------
 
@@ -399,7 +404,8 @@ class TrialRunner:
         self._journal.flush()
         self._slots.pop(trial.trial_id, None)
         self._capacity.give(slot.resources)
-        if status == TrialStatus.TERMINATED and self._tune_config.reuse_actors:
+        reuse = self._tune_config.reuse_actors is not False and self._pending
+        if status == TrialStatus.TERMINATED and reuse:
             self._idle_actors.append((slot.actor, slot.resources))
         else:
             self._terminate_actor(slot.actor)

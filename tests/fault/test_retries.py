@@ -108,7 +108,8 @@ def test_fail_fast_stops_the_sweep(tmp_path: Path) -> None:
     )
     assert results[0].error is not None
     assert results[1].error is None
-    assert results[1].metrics["training_iteration"] < 50
+    # Stopped early: mid-run, or before its actor even started.
+    assert results[1].metrics.get("training_iteration", 0) < 50
 
 
 def test_fail_fast_raise_reraises(tmp_path: Path) -> None:
