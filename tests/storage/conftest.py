@@ -54,6 +54,17 @@ def read_tree(root: Path | str) -> Tree:
     return found
 
 
+def unreachable_fs() -> pafs.S3FileSystem:
+    """An S3 filesystem pointed at a closed port, with one attempt and short timeouts."""
+    return pafs.S3FileSystem(
+        endpoint_override=f"127.0.0.1:{free_port()}",
+        scheme="http",
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+        connect_timeout=1,
+        request_timeout=1,
+    )
+
+
 @dataclass(frozen=True)
 class MotoServer:
     """A running moto S3 server."""

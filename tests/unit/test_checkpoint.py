@@ -240,9 +240,7 @@ def test_metadata_survives_directory_copy(
 # -- packing ---------------------------------------------------------------------------------
 
 
-def test_pack_from_packed_round_trip(
-    make_dir: MakeDir, sample_files: Tree, tmp_path: Path
-) -> None:
+def test_pack_from_packed_round_trip(make_dir: MakeDir, sample_files: Tree, tmp_path: Path) -> None:
     """A directory packed and unpacked becomes the same files with the same metadata."""
     src = make_dir("src", sample_files)
     Checkpoint.from_directory(src).set_metadata({"m": 1})
@@ -293,9 +291,7 @@ def test_from_local_dir_skips_commit_files(make_dir: MakeDir, sample_files: Tree
     assert sorted(PackedCheckpoint.from_local_dir(str(src)).paths) == sorted(sample_files)
 
 
-def test_pickle_protocol_5_keeps_buffer_out_of_band(
-    make_dir: MakeDir, tmp_path: Path
-) -> None:
+def test_pickle_protocol_5_keeps_buffer_out_of_band(make_dir: MakeDir, tmp_path: Path) -> None:
     """With protocol 5 and a buffer_callback the file bytes travel out of band."""
     payload = os.urandom(3 * 1024 * 1024 + 17)
     src = make_dir("src", {"big.bin": payload, "small.txt": b"hi"})
@@ -373,3 +369,12 @@ def test_repr_names_the_form(make_dir: MakeDir) -> None:
     assert repr(Checkpoint.from_directory(src)) == f"Checkpoint(path={str(src)!r})"
     packed = Checkpoint.from_directory(src).pack()
     assert repr(Checkpoint.from_packed(packed)) == "Checkpoint(packed, 3 bytes)"
+
+
+def test_missing_directory_is_an_error_not_an_empty_checkpoint(tmp_path: Path) -> None:
+    """Reading or packing a folder that does not exist raises instead of yielding nothing."""
+    missing = tmp_path / "never_written"
+    with pytest.raises(FileNotFoundError, match="never_written"):
+        Checkpoint.from_directory(missing).to_dict()
+    with pytest.raises(FileNotFoundError):
+        PackedCheckpoint.from_local_dir(str(missing))

@@ -117,7 +117,9 @@ def test_latest_is_kept_even_when_worst() -> None:
 def test_latest_kept_with_num_to_keep_one() -> None:
     """num_to_keep=1 keeps the best and the latest when they differ."""
     records = [rec(1, acc=0.9), rec(2, acc=0.5), rec(3, acc=0.1)]
-    plan = plan_retention(records, CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="acc"))
+    plan = plan_retention(
+        records, CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="acc")
+    )
     assert iters(plan.keep) == [1, 3]
     assert iters(plan.delete) == [2]
 
