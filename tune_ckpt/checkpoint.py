@@ -183,11 +183,9 @@ class Checkpoint:
         elif self._packed is not None:
             self._packed.write_to_local_dir(target)
         elif self._path is not None:
-            with backend_errors(self._uri()):
-                pafs.copy_files(
-                    self._path, target, source_filesystem=self._fs,
-                    destination_filesystem=pafs.LocalFileSystem(),
-                )  # fmt: skip
+            # Through pack(): one read per file, and the manifest and metadata files stay
+            # behind, as they do for a local directory.
+            self.pack().write_to_local_dir(target)
         metadata = self.get_metadata()
         if metadata:
             with open(os.path.join(target, METADATA_NAME), "w") as out:

@@ -77,7 +77,7 @@ class FailureConfig:
     def __post_init__(self) -> None:
         if not _is_int(self.max_failures) or self.max_failures < -1:
             raise _bad("max_failures", self.max_failures, "an int >= 0, or -1 for unlimited")
-        if self.fail_fast not in (True, False, "raise"):
+        if not (isinstance(self.fail_fast, bool) or self.fail_fast == "raise"):
             raise _bad("fail_fast", self.fail_fast, 'True, False or "raise"')
         if self.fail_fast and self.max_failures != 0:
             raise ValueError(
@@ -163,7 +163,7 @@ class RunConfig:
                     or not isinstance(value, int | float)
                 ):
                     raise _bad(f"stop[{key!r}]", value, "a number (the metric's threshold)")
-        if self.verbose not in (0, 1, 2):
+        if not _is_int(self.verbose) or self.verbose not in (0, 1, 2):
             raise _bad("verbose", self.verbose, "0, 1 or 2")
         if self.checkpoint_transfer not in ("auto", "shared", "object_store"):
             allowed = '"auto", "shared" or "object_store"'

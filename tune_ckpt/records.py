@@ -17,7 +17,7 @@ class CheckpointRecord:
         path: location relative to the experiment root, e.g. ``"trial_x/checkpoint_000010"``.
         iteration: the trial's ``training_iteration`` when the checkpoint was taken.
         metrics: the result reported with (or just before) the checkpoint.
-        manifest_digest: sha256 of the manifest bytes, so a replaced manifest is noticed.
+        manifest_digest: hash of the manifest bytes, so a replaced manifest is noticed.
         committed_at: wall-clock time of the commit.
     """
 

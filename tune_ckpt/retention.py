@@ -72,15 +72,13 @@ def plan_retention(records: Sequence[CheckpointRecord], config: CheckpointConfig
     return RetentionPlan(tuple(keep), tuple(delete), unscored)
 
 
-_warned_attributes: set[str] = set()
-
-
-def warn_unscored_once(plan: RetentionPlan, config: CheckpointConfig) -> None:
-    """Log one warning per score attribute the first time a record lacks it."""
+def warn_unscored_once(plan: RetentionPlan, config: CheckpointConfig, warned: set[str]) -> None:
+    """Log one warning per score attribute (tracked in ``warned``, which the caller owns,
+    e.g. one set per sweep) the first time a record lacks it."""
     attribute = config.checkpoint_score_attribute
-    if not plan.unscored or attribute is None or attribute in _warned_attributes:
+    if not plan.unscored or attribute is None or attribute in warned:
         return
-    _warned_attributes.add(attribute)
+    warned.add(attribute)
     record = plan.unscored[0]
     logger.warning(
         "checkpoint %s has no numeric %r in its metrics (found %r); such checkpoints rank "

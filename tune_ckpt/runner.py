@@ -134,6 +134,7 @@ class TrialRunner:
         self._idle_actors: list[tuple[Any, dict[str, float]]] = []
         self._abort: BaseException | None = None
         self._startup_losses: dict[str, int] = {}
+        self._warned_unscored: set[str] = set()
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -338,7 +339,7 @@ class TrialRunner:
         record = CheckpointRecord(saved.path, saved.iteration, metrics, digest, time.time())
         trial.checkpoints = [r for r in trial.checkpoints if r.path != record.path] + [record]
         plan = plan_retention(trial.checkpoints, self._ckpt_config)
-        warn_unscored_once(plan, self._ckpt_config)
+        warn_unscored_once(plan, self._ckpt_config, self._warned_unscored)
         # Results up to this checkpoint, then the journal entry naming it, then deletions.
         slot.files.flush()
         trial.checkpoints = sorted(plan.keep, key=lambda r: (r.iteration, r.committed_at))

@@ -7,7 +7,6 @@ damaged files) is invisible to listings, swept, or reported by verify.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import blake3
 import pytest
 
 from tune_ckpt.checkpoint import Checkpoint
@@ -38,8 +38,8 @@ MiB = 1024 * 1024
 CKPT = "trial_0/checkpoint_000001"
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def content_hash(data: bytes) -> str:
+    return str(blake3.blake3(data).hexdigest())
 
 
 def committed_files(backend: Backend, relative: str) -> Tree:
@@ -91,8 +91,8 @@ def test_read_returns_the_manifest(backend: Backend, make_dir: MakeDir, sample_f
     committed = backend.store.read(CKPT)
     assert committed.path == CKPT
     assert committed.iteration == 7
-    assert {e.path: (e.size, e.sha256) for e in committed.manifest.files} == {
-        rel: (len(data), sha256(data)) for rel, data in sample_files.items()
+    assert {e.path: (e.size, e.content_hash) for e in committed.manifest.files} == {
+        rel: (len(data), content_hash(data)) for rel, data in sample_files.items()
     }
     raw_manifest = backend.get(f"{CKPT}/{MANIFEST_NAME}")
     assert committed.manifest_digest == digest(raw_manifest) == result.manifest_digest
@@ -278,7 +278,7 @@ def test_commit_staged_publishes_the_folder(local: Backend) -> None:
     assert not staged.exists()
     assert local.store.list_committed("trial_0") == ["trial_0/checkpoint_000002"]
     entry = committed.manifest.entry("nested/w.bin")
-    assert entry is not None and (entry.size, entry.sha256) == (len(data), sha256(data))
+    assert entry is not None and (entry.size, entry.content_hash) == (len(data), content_hash(data))
     assert local.store.verify("trial_0/checkpoint_000002") == committed
 
 
@@ -513,3 +513,20 @@ def test_recommit_packed_over_directory(backend: Backend, make_dir: MakeDir) -> 
     backend.store.commit_packed(CKPT, packed, 1)
     assert committed_files(backend, CKPT) == {"y.bin": b"2" * 50}
     backend.store.verify(CKPT)
+
+
+def test_sweep_publishes_a_sealed_folder_whose_rename_was_interrupted(
+    local: Backend, make_dir: MakeDir, sample_files: Tree
+) -> None:
+    """A replacement interrupted after the old checkpoint moved aside and before the sealed new
+    one moved in: sweep publishes the new one instead of deleting both."""
+    local.store.commit_local_dir(CKPT, str(make_dir(sample_files)), 1)
+    root = local.location.local_os_path("")
+    assert root is not None
+    sealed = Path(root) / "trial_0" / f"{TMP_PREFIX}000001_0badc0de"
+    os.rename(Path(root) / CKPT, sealed)  # the state a crash between the two renames leaves
+    assert local.store.list_committed("trial_0") == []
+    assert local.store.sweep("trial_0") == []
+    assert local.store.list_committed("trial_0") == [CKPT]
+    local.store.verify(CKPT)
+    assert not sealed.exists()

@@ -280,3 +280,16 @@ def test_tune_config_valid_combination() -> None:
     )
     assert (config.num_samples, config.metric, config.mode) == (4, "val/acc", "min")
     assert (config.max_concurrent_trials, config.reuse_actors) == (2, True)
+
+
+@pytest.mark.parametrize(
+    ("factory", "field"),
+    [
+        (lambda: FailureConfig(fail_fast=1), "fail_fast"),
+        (lambda: RunConfig(verbose=True), "verbose"),
+    ],
+)
+def test_lookalike_values_are_rejected(factory: Any, field: str) -> None:
+    """1 is not True and True is not 1 here: equal-comparing values of the wrong type fail."""
+    with pytest.raises(ValueError, match=field):
+        factory()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
+import blake3
 import pytest
 
 from tune_ckpt.errors import CheckpointError, UnsafePathError
@@ -26,7 +26,7 @@ def make_manifest() -> Manifest:
         files=(
             ManifestEntry("model/weights.bin", 1024, "a" * 64),
             ManifestEntry("config.json", 10, "b" * 64),
-            ManifestEntry("empty", 0, hashlib.sha256(b"").hexdigest()),
+            ManifestEntry("empty", 0, blake3.blake3(b"").hexdigest()),
         ),
         iteration=7,
         created=1700000000.25,
@@ -52,7 +52,7 @@ def test_to_bytes_is_sorted_json_with_format_and_algorithm() -> None:
     """The manifest is JSON naming its format and hash algorithm, files sorted by path."""
     body = json.loads(make_manifest().to_bytes())
     assert body["format"] == FORMAT_VERSION
-    assert body["algorithm"] == HASH_ALGORITHM == "sha256"
+    assert body["algorithm"] == HASH_ALGORITHM == "blake3"
     assert [f["path"] for f in body["files"]] == ["config.json", "empty", "model/weights.bin"]
 
 
@@ -65,10 +65,10 @@ def test_total_size_and_entry_lookup() -> None:
 
 
 def test_digest_is_stable_and_order_independent() -> None:
-    """The digest is the sha256 of the bytes and does not depend on entry order."""
+    """The digest is the BLAKE3 hash of the bytes and does not depend on entry order."""
     manifest = make_manifest()
     data = manifest.to_bytes()
-    assert digest(data) == hashlib.sha256(data).hexdigest()
+    assert digest(data) == blake3.blake3(data).hexdigest()
     assert digest(manifest.to_bytes()) == digest(data)
     shuffled = Manifest(tuple(reversed(manifest.files)), manifest.iteration, manifest.created)
     assert shuffled.to_bytes() == data
@@ -111,10 +111,10 @@ def mutate(**changes: object) -> bytes:
         mutate(files=None),
         mutate(files={"a": 1}),
         mutate(files=[{"path": "a", "size": 1}]),
-        mutate(files=[{"path": "a", "size": "big", "sha256": "x"}]),
+        mutate(files=[{"path": "a", "size": "big", "hash": "x"}]),
         mutate(files=[["a", 1, "x"]]),
-        mutate(files=[{"path": "../escape", "size": 1, "sha256": "x"}]),
-        mutate(files=[{"path": "/abs", "size": 1, "sha256": "x"}]),
+        mutate(files=[{"path": "../escape", "size": 1, "hash": "x"}]),
+        mutate(files=[{"path": "/abs", "size": 1, "hash": "x"}]),
         mutate(iteration="ten"),
     ],
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,14 +12,6 @@ from tune_ckpt import retention
 from tune_ckpt.config import CheckpointConfig
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.retention import plan_retention, rank, score_of, warn_unscored_once
-
-
-@pytest.fixture(autouse=True)
-def fresh_warnings() -> Iterator[None]:
-    """Reset the module-level once-per-attribute warning memory around each test."""
-    retention._warned_attributes.clear()
-    yield
-    retention._warned_attributes.clear()
 
 
 def rec(iteration: int, **metrics: Any) -> CheckpointRecord:
@@ -190,8 +181,9 @@ def test_warn_unscored_once_per_attribute(caplog: pytest.LogCaptureFixture) -> N
     caplog.set_level(logging.WARNING, logger="tune_ckpt.retention")
     config = CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="acc")
     records = [rec(1, acc=0.5), rec(2, acc="n/a")]
+    warned: set[str] = set()
     for _ in range(3):
-        warn_unscored_once(plan_retention(records, config), config)
+        warn_unscored_once(plan_retention(records, config), config, warned)
     found = warnings_of(caplog)
     assert len(found) == 1
     message = found[0].getMessage()
@@ -204,9 +196,10 @@ def test_warn_unscored_again_for_another_attribute(caplog: pytest.LogCaptureFixt
     """A second attribute gets its own single warning."""
     caplog.set_level(logging.WARNING, logger="tune_ckpt.retention")
     records = [rec(1)]
+    warned: set[str] = set()
     for attribute in ("acc", "loss", "acc", "loss"):
         config = CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=attribute)
-        warn_unscored_once(plan_retention(records, config), config)
+        warn_unscored_once(plan_retention(records, config), config, warned)
     found = warnings_of(caplog)
     assert len(found) == 2
     assert "'acc'" in found[0].getMessage() and "'loss'" in found[1].getMessage()
@@ -216,6 +209,16 @@ def test_no_warning_when_all_scored(caplog: pytest.LogCaptureFixture) -> None:
     """Nothing is logged when every record carries a numeric score."""
     caplog.set_level(logging.WARNING, logger="tune_ckpt.retention")
     config = CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="acc")
-    warn_unscored_once(plan_retention([rec(1, acc=1), rec(2, acc=2)], config), config)
+    warned: set[str] = set()
+    warn_unscored_once(plan_retention([rec(1, acc=1), rec(2, acc=2)], config), config, warned)
     assert warnings_of(caplog) == []
-    assert "acc" not in retention._warned_attributes
+    assert "acc" not in warned
+
+
+def test_each_sweep_warns_on_its_own(caplog: pytest.LogCaptureFixture) -> None:
+    """A second sweep (its own set) warns again: the memory is not process-wide."""
+    caplog.set_level(logging.WARNING, logger="tune_ckpt.retention")
+    config = CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="acc")
+    for _ in range(2):
+        warn_unscored_once(plan_retention([rec(1)], config), config, set())
+    assert len(warnings_of(caplog)) == 2

@@ -4,8 +4,9 @@ Protocol:
 
 * A checkpoint ``<trial>/checkpoint_NNNNNN`` exists if and only if its manifest exists.
 * On local disk (and NFS), files are written into a temporary sibling
-  ``<trial>/.tmp_checkpoint_NNNNNN_<id>``; the manifest is written into it last and the folder
-  is renamed into place, so the checkpoint appears whole or not at all.
+  ``<trial>/.tmp_checkpoint_NNNNNN_<id>`` and synced; the manifest is written into it last and
+  the folder is renamed into place (and its parent synced), so the checkpoint appears whole
+  or not at all, and once committed it survives a power loss.
 * On object stores, where a folder rename is a copy, files are written in place and the
   manifest is written last. An existing manifest there is deleted first, so replacing a
   checkpoint un-commits it before touching its files.
@@ -33,6 +34,7 @@ from tune_ckpt.errors import (
     StorageNotFoundError,
 )
 from tune_ckpt.storage import paths
+from tune_ckpt.storage.local_io import DurableFolder, fsync_path, subfolders_to_sync
 from tune_ckpt.storage.location import StorageLocation, backend_errors
 from tune_ckpt.storage.manifest import (
     MANIFEST_NAME,
@@ -109,7 +111,7 @@ class CheckpointStore:
         """A fresh temporary folder on local storage for the checkpoint ``relative``, for a
         producer that writes its files straight into storage; finish with
         :meth:`commit_staged`. Only for local storage."""
-        tmp = self._tmp_sibling(relative)
+        tmp = self._tmp_sibling(paths.check_relative(relative))
         os_path = self.location.local_os_path(tmp)
         if os_path is None:
             raise ValueError("stage_local needs local storage")
@@ -118,88 +120,105 @@ class CheckpointStore:
         return os_path
 
     def commit_staged(self, relative: str, staged_dir: str, iteration: int | None) -> Committed:
-        """Hash the files of a folder made by :meth:`stage_local`, write its manifest and
-        rename it into place as ``relative``."""
+        """Seal a folder made by :meth:`stage_local` and filled by its producer: sync and hash
+        its files, write the manifest and rename it into place as ``relative``."""
         entries = []
-        for rel, full in local_files(staged_dir):
-            if rel in UNLISTED:
-                continue
-            buffer = bytearray(min(CHUNK, max(os.path.getsize(full), 1)))
-            with open(full, "rb", buffering=0) as src:
-                size, hexdigest = _hash_through(_file_chunks(src, buffer))
-            entries.append(ManifestEntry(rel, size, hexdigest))
-        manifest = Manifest(tuple(entries), iteration)
-        data = manifest.to_bytes()
-        with backend_errors(staged_dir):
-            _write_local(os.path.join(staged_dir, MANIFEST_NAME), data)
-        tmp_relative = self.location.relative_to_root(self._os_to_fs(staged_dir))
-        self._publish_local(tmp_relative, relative)
-        return Committed(relative, manifest, digest(data))
+        with backend_errors(staged_dir), DurableFolder(staged_dir) as folder:
+            for rel, _full in local_files(staged_dir):
+                if rel not in UNLISTED:
+                    entries.append(ManifestEntry(rel, *folder.adopt(rel)))
+        return self._seal_local(relative, staged_dir, entries, iteration)
 
     def commit_local_dir(
         self, relative: str, local_dir: str, iteration: int | None, metadata: bytes | None = None
     ) -> Committed:
         """Copy a local folder to storage as the committed checkpoint ``relative``."""
-        sources: list[tuple[str, ChunkSource]] = [
-            (rel, _local_file_source(full))
-            for rel, full in local_files(local_dir)
-            if rel not in UNLISTED
-        ]
+        paths.check_relative(relative)
+        files = [(rel, full) for rel, full in local_files(local_dir) if rel not in UNLISTED]
         if metadata is None:
             meta_path = os.path.join(local_dir, METADATA_NAME)
             if os.path.exists(meta_path):
                 with open(meta_path, "rb") as f:
                     metadata = f.read()
-        return self._commit(relative, sources, iteration, metadata)
+        if self.location.is_local:
+            staged = self.stage_local(relative)
+            entries = []
+            with backend_errors(staged), DurableFolder(staged) as folder:
+                for rel, full in files:
+                    entries.append(ManifestEntry(rel, *folder.copy_in(rel, full)))
+                if metadata is not None:
+                    folder.write_small(METADATA_NAME, metadata)
+            return self._seal_local(relative, staged, entries, iteration)
+        sources = [(rel, _local_file_source(full)) for rel, full in files]
+        return self._commit_in_place(relative, sources, iteration, metadata)
 
     def commit_packed(
         self, relative: str, packed: PackedCheckpoint, iteration: int | None
     ) -> Committed:
         """Write a packed checkpoint (from the object store) as the committed ``relative``."""
-        sources: list[tuple[str, ChunkSource]] = [
-            (rel, _view_source(packed.file(rel))) for rel in packed.paths
-        ]
+        paths.check_relative(relative)
         metadata = json.dumps(packed.metadata).encode() if packed.metadata else None
-        return self._commit(relative, sources, iteration, metadata)
+        if self.location.is_local:
+            staged = self.stage_local(relative)
+            entries = []
+            with backend_errors(staged), DurableFolder(staged) as folder:
+                for rel in packed.paths:
+                    entries.append(ManifestEntry(rel, *folder.write_in(rel, packed.file(rel))))
+                if metadata is not None:
+                    folder.write_small(METADATA_NAME, metadata)
+            return self._seal_local(relative, staged, entries, iteration)
+        sources = [(rel, _view_source(packed.file(rel))) for rel in packed.paths]
+        return self._commit_in_place(relative, sources, iteration, metadata)
 
-    def _commit(
+    def _seal_local(
+        self, relative: str, staged_dir: str, entries: list[ManifestEntry], iteration: int | None
+    ) -> Committed:
+        """Write the manifest into a complete, synced staging folder and rename it into
+        place; then sync the folders whose entries changed."""
+        manifest = Manifest(tuple(entries), iteration)
+        data = manifest.to_bytes()
+        with backend_errors(staged_dir):
+            DurableFolder(staged_dir).write_small(MANIFEST_NAME, data)
+            for folder in subfolders_to_sync(staged_dir):
+                fsync_path(folder)
+        tmp_relative = self.location.relative_to_root(self._os_to_fs(staged_dir))
+        self._publish_local(tmp_relative, relative)
+        target = self.location.local_os_path(relative)
+        assert target is not None
+        with backend_errors(self.location.uri(relative)):
+            fsync_path(os.path.dirname(target))
+        return Committed(relative, manifest, digest(data))
+
+    def _commit_in_place(
         self,
         relative: str,
         sources: list[tuple[str, ChunkSource]],
         iteration: int | None,
         metadata: bytes | None,
     ) -> Committed:
+        """Object stores: un-commit, write the files in place, then the manifest last."""
         paths.check_relative(relative)
         loc = self.location
-        target = self._tmp_sibling(relative) if loc.is_local else relative
-        if not loc.is_local:
-            # Un-commit before touching files: a reader must never see a manifest whose
-            # files are being replaced.
-            loc.delete_file(paths.join(relative, MANIFEST_NAME))
-            loc.delete_dir(relative)
-        loc.makedirs(target)
+        # A reader must never see a manifest whose files are being replaced.
+        loc.delete_file(paths.join(relative, MANIFEST_NAME))
+        loc.delete_dir(relative)
+        loc.makedirs(relative)
         entries = []
         buffer = bytearray(CHUNK)
         for rel, source in sources:
-            fs_path = loc.path(paths.join(target, rel))
-            with backend_errors(loc.uri(paths.join(target, rel))):
+            fs_path = loc.path(paths.join(relative, rel))
+            with backend_errors(loc.uri(paths.join(relative, rel))):
                 parent = paths.parent(fs_path)
                 if parent:
                     loc.fs.create_dir(parent, recursive=True)
                 with loc.fs.open_output_stream(fs_path) as out:
-                    size, hexdigest = source(buffer, out.write)
-            entries.append(ManifestEntry(rel, size, hexdigest))
+                    size, content_hash = source(buffer, out.write)
+            entries.append(ManifestEntry(rel, size, content_hash))
         if metadata is not None:
-            loc.write_bytes(paths.join(target, METADATA_NAME), metadata)
+            loc.write_bytes(paths.join(relative, METADATA_NAME), metadata)
         manifest = Manifest(tuple(entries), iteration)
         data = manifest.to_bytes()
-        with (
-            backend_errors(loc.uri(target)),
-            loc.fs.open_output_stream(loc.path(paths.join(target, MANIFEST_NAME))) as out,
-        ):
-            out.write(data)
-        if loc.is_local:
-            self._publish_local(target, relative)
+        loc.write_bytes(paths.join(relative, MANIFEST_NAME), data)
         return Committed(relative, manifest, digest(data))
 
     def _tmp_sibling(self, relative: str) -> str:
@@ -283,7 +302,7 @@ class CheckpointStore:
                 continue
             if size != entry.size:
                 problems.append(f"{entry.path}: {size} bytes, manifest says {entry.size}")
-            elif hexdigest != entry.sha256:
+            elif hexdigest != entry.content_hash:
                 problems.append(f"{entry.path}: content hash differs from the manifest")
         if problems:
             raise CorruptCheckpointError(loc.uri(relative), problems)
@@ -332,7 +351,7 @@ class CheckpointStore:
             problems.append("manifest differs from the one recorded at commit")
         for entry in committed.manifest.files:
             _, hexdigest = _hash_through(_view_chunks(packed.file(entry.path)))
-            if hexdigest != entry.sha256:
+            if hexdigest != entry.content_hash:
                 problems.append(f"{entry.path}: content hash differs from the manifest")
         if problems:
             reason = "; ".join(problems)
@@ -349,13 +368,30 @@ class CheckpointStore:
         self.location.delete_file(paths.join(relative, MANIFEST_NAME))
         self.location.delete_dir(relative)
 
+    def _finish_interrupted_publish(self, trial_relative: str, name: str) -> bool:
+        """A sealed temporary folder (manifest written) whose rename was interrupted while it
+        replaced a checkpoint: publish it rather than lose it. True if it was published."""
+        target = _published_name(name)
+        if target is None or not self.location.is_local:
+            return False
+        tmp_relative = paths.join(trial_relative, name)
+        target_relative = paths.join(trial_relative, target)
+        sealed = self.location.is_file(paths.join(tmp_relative, MANIFEST_NAME))
+        if not sealed or self.location.is_file(paths.join(target_relative, MANIFEST_NAME)):
+            return False
+        self._publish_local(tmp_relative, target_relative)
+        return True
+
     def sweep(self, trial_relative: str) -> list[str]:
         """Remove leftovers of interrupted writes under a trial: temporary and trash folders,
-        and checkpoint folders without a manifest. Returns what was removed."""
+        and checkpoint folders without a manifest. A sealed temporary folder whose rename into
+        place was interrupted is published instead. Returns what was removed."""
         removed = []
         for info in self.location.list_dir(trial_relative):
             name = paths.basename(info.path)
             relative = paths.join(trial_relative, name)
+            if self._finish_interrupted_publish(trial_relative, name):
+                continue
             leftover = name.startswith((TMP_PREFIX, TRASH_PREFIX)) or (
                 paths.parse_checkpoint_dirname(name) is not None
                 and info.type == pafs.FileType.Directory
@@ -370,11 +406,12 @@ class CheckpointStore:
         return removed
 
 
-def _write_local(path: str, data: bytes) -> None:
-    with open(path, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
+def _published_name(tmp_name: str) -> str | None:
+    """``checkpoint_NNNNNN`` for a temporary folder name ``.tmp_checkpoint_NNNNNN_<id>``."""
+    if not tmp_name.startswith(TMP_PREFIX):
+        return None
+    number = tmp_name[len(TMP_PREFIX) :].split("_", 1)[0]
+    return f"{paths.CHECKPOINT_PREFIX}{number}" if number.isdigit() else None
 
 
 def _sibling(relative: str, prefix: str) -> str:
@@ -386,7 +423,7 @@ def _sibling(relative: str, prefix: str) -> str:
 
 ChunkSource = Callable[[bytearray, Callable[[memoryview], object]], tuple[int, str]]
 """Streams one file's bytes to a writer (using the given buffer if it needs one) and returns
-(size, sha256)."""
+(size, content hash)."""
 
 
 def _local_file_source(path: str) -> ChunkSource:

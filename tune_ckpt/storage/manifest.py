@@ -1,17 +1,22 @@
 """The manifest: the commit marker of a checkpoint and the list it is verified against.
 
 A checkpoint exists if and only if its manifest exists. The manifest lists every file of the
-checkpoint (relative to the checkpoint folder) with its size and sha256, and is written last.
-The user metadata file is not listed: it may be updated after the commit.
+checkpoint (relative to the checkpoint folder) with its size and BLAKE3 hash, and is written
+last. The user metadata file is not listed: it may be updated after the commit.
+
+BLAKE3 rather than SHA-256: as strong, and 2.3x faster here (0.067 s against 0.153 s for
+256 MiB on this machine), which matters because every save and every restore hashes the
+whole checkpoint.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import blake3
 
 from tune_ckpt.errors import CheckpointError
 from tune_ckpt.storage.paths import check_relative
@@ -19,13 +24,14 @@ from tune_ckpt.storage.paths import check_relative
 MANIFEST_NAME = ".tune_ckpt_manifest.json"
 METADATA_NAME = ".metadata.json"
 FORMAT_VERSION = 1
-HASH_ALGORITHM = "sha256"
+HASH_ALGORITHM = "blake3"
 UNLISTED = frozenset({MANIFEST_NAME, METADATA_NAME})
 """Files inside a checkpoint folder that the manifest does not list."""
 
 
 def new_hasher() -> Any:
-    return hashlib.new(HASH_ALGORITHM)
+    """A fresh content hasher (``update``, ``hexdigest``)."""
+    return blake3.blake3()
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class ManifestEntry:
 
     path: str
     size: int
-    sha256: str
+    content_hash: str
 
     def __post_init__(self) -> None:
         check_relative(self.path)
@@ -65,7 +71,7 @@ class Manifest:
             "iteration": self.iteration,
             "created": self.created,
             "files": [
-                {"path": e.path, "size": e.size, "sha256": e.sha256}
+                {"path": e.path, "size": e.size, "hash": e.content_hash}
                 for e in sorted(self.files, key=lambda e: e.path)
             ],
         }
@@ -83,8 +89,7 @@ class Manifest:
                     f"unsupported format {body.get('format')!r}/{body.get('algorithm')!r}"
                 )
             files = tuple(
-                ManifestEntry(str(f["path"]), int(f["size"]), str(f["sha256"]))
-                for f in body["files"]
+                ManifestEntry(str(f["path"]), int(f["size"]), str(f["hash"])) for f in body["files"]
             )
             iteration = body.get("iteration")
             return cls(
@@ -97,5 +102,5 @@ class Manifest:
 
 
 def digest(data: bytes) -> str:
-    """The sha256 of a manifest's bytes, recorded in CheckpointRecords."""
-    return hashlib.sha256(data).hexdigest()
+    """The content hash of a manifest's bytes, recorded in CheckpointRecords."""
+    return str(blake3.blake3(data).hexdigest())

@@ -1,0 +1,113 @@
+"""Durable, fast file work for checkpoints on local disk (and NFS).
+
+What is committed there must survive a power loss, so every file is fsynced before the
+manifest is written, the manifest before the rename, and the parent folder after it. fsync,
+file copies and writes release the GIL, as does hashing, so each runs in a helper thread while
+the calling thread hashes the same bytes: a checkpoint is read once and costs about the
+longer of its hashing and its disk work, not their sum.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from tune_ckpt.storage.manifest import new_hasher
+
+CHUNK = 8 * 1024 * 1024
+
+
+def fsync_path(path: str) -> None:
+    """Flush a file's (or a folder's) data and metadata to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def hash_file(path: str, buffer: bytearray) -> tuple[int, str]:
+    """(size, content hash) of a file, read once through ``buffer``."""
+    hasher = new_hasher()
+    view = memoryview(buffer)
+    size = 0
+    with open(path, "rb", buffering=0) as src:
+        while n := src.readinto(view):
+            hasher.update(view[:n])
+            size += n
+    return size, hasher.hexdigest()
+
+
+def hash_view(view: memoryview) -> tuple[int, str]:
+    hasher = new_hasher()
+    for start in range(0, len(view), CHUNK):
+        hasher.update(view[start : start + CHUNK])
+    return len(view), hasher.hexdigest()
+
+
+def _copy_and_sync(src: str, dst: str) -> None:
+    shutil.copyfile(src, dst)  # in-kernel copy (sendfile / copy_file_range)
+    fsync_path(dst)
+
+
+def _write_and_sync(view: memoryview, dst: str) -> None:
+    with open(dst, "wb", buffering=0) as out:
+        out.write(view)
+        os.fsync(out.fileno())
+
+
+class DurableFolder:
+    """Fills a local staging folder with files made durable in the background.
+
+    Use as a context manager; leaving the block waits until every file is on disk (and
+    re-raises the first background error).
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tune_ckpt-io")
+        self._pending: list[Future[None]] = []
+        self._buffer = bytearray(CHUNK)
+
+    def __enter__(self) -> DurableFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for future in self._pending:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def _target(self, relative: str) -> str:
+        target = os.path.join(self.folder, *relative.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        return target
+
+    def adopt(self, relative: str) -> tuple[int, str]:
+        """A file already written into the folder (by a trainable): sync and hash it."""
+        path = os.path.join(self.folder, *relative.split("/"))
+        self._pending.append(self._pool.submit(fsync_path, path))
+        return hash_file(path, self._buffer)
+
+    def copy_in(self, relative: str, source: str) -> tuple[int, str]:
+        """Copy ``source`` in (and sync it) while hashing the source."""
+        self._pending.append(self._pool.submit(_copy_and_sync, source, self._target(relative)))
+        return hash_file(source, self._buffer)
+
+    def write_in(self, relative: str, view: memoryview) -> tuple[int, str]:
+        """Write bytes in (and sync them) while hashing them."""
+        self._pending.append(self._pool.submit(_write_and_sync, view, self._target(relative)))
+        return hash_view(view)
+
+    def write_small(self, relative: str, data: bytes) -> None:
+        """Write and sync a small file now (the manifest, metadata)."""
+        _write_and_sync(memoryview(data), self._target(relative))
+
+
+def subfolders_to_sync(folder: str) -> Iterator[str]:
+    """Every folder under ``folder`` (itself included): new entries in each must be synced."""
+    for dirpath, _dirnames, _filenames in os.walk(folder):
+        yield dirpath
