@@ -19,9 +19,10 @@ from tune_ckpt.errors import ExperimentError
 
 from ._driver import ITERATIONS
 from ._trainables import Accumulator, accumulate_fn, expected_total
-from .conftest import TESTS_DIR
 
 pytestmark = pytest.mark.usefixtures("local_ray")
+
+TESTS_DIR = str(Path(__file__).resolve().parents[1])
 
 
 def _checkpoints(experiment: Path) -> dict[str, list[int]]:
@@ -39,7 +40,7 @@ def _checkpoints(experiment: Path) -> dict[str, list[int]]:
 def _kill_driver_mid_sweep(storage: Path) -> dict[str, list[int]]:
     """Run the driver in a subprocess and SIGKILL it once some trial has checkpoint 8 and
     another is still unfinished; returns the checkpoints committed at that moment."""
-    env = dict(os.environ, PYTHONPATH=TESTS_DIR)
+    env = dict(os.environ)  # PYTHONPATH holds tests/ (tests/conftest.py)
     address = ray.get_runtime_context().gcs_address
     driver = subprocess.Popen(
         [sys.executable, "-m", "fault._driver", str(storage), address], env=env, cwd=TESTS_DIR

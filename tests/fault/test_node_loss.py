@@ -14,14 +14,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import fsspec.implementations.memory
 import pyarrow.fs as pafs
-import pytest
-import ray
 from ray.cluster_utils import Cluster
 
 import tune_ckpt as tune
@@ -29,24 +26,8 @@ from tune_ckpt import air
 from tune_ckpt.storage.location import StorageLocation
 
 from ._trainables import Accumulator, expected_total
-from .conftest import WORKER_ENV
 
 ITERATIONS = 40
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "include_dashboard": False},
-    )
-    for _ in range(2):
-        cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, runtime_env=WORKER_ENV, configure_logging=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
 
 
 def _wait_for(condition: Any, timeout: float = 60.0) -> None:

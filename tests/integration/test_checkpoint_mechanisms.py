@@ -30,6 +30,9 @@ class Counter(tune.Trainable):
         return result
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
+        if "calls_log" in self.config:
+            with open(self.config["calls_log"], "a") as f:
+                f.write(f"{self.count}\n")
         return {"count": self.count}
 
     def load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -62,7 +65,7 @@ def eager_fn(config: dict[str, Any]) -> None:
 
 
 def callable_calls(log: Path) -> list[int]:
-    """The iterations at which the checkpoint callable ran (as logged by counting_fn)."""
+    """The counts at which a checkpoint was produced (as logged by the trainables here)."""
     if not log.exists():
         return []
     return [int(line) for line in log.read_text().split()]
@@ -82,7 +85,9 @@ def run_class(tmp_path: Path, config: dict[str, Any], stop: int, **ckpt: Any) ->
     return results[0].path
 
 
-@pytest.mark.parametrize("key", ["should_checkpoint", tune.result.SHOULD_CHECKPOINT])
+@pytest.mark.parametrize(
+    "key", ["should_checkpoint", tune.result.SHOULD_CHECKPOINT], ids=["literal", "constant"]
+)
 def test_class_manual_checkpoint(tmp_path: Path, key: str) -> None:
     """A step result with should_checkpoint=True checkpoints that iteration and no other."""
     path = run_class(tmp_path, {"manual": [2, 3], "key": key}, stop=5)
@@ -112,11 +117,25 @@ def test_class_checkpoint_at_end(tmp_path: Path) -> None:
 
 
 def test_class_checkpoint_at_end_not_twice(tmp_path: Path) -> None:
-    """When the last iteration was already checkpointed, at-end adds nothing."""
-    path = run_class(tmp_path, {}, stop=6, checkpoint_frequency=3, checkpoint_at_end=True)
+    """When the last iteration was already checkpointed, at-end neither saves nor adds a folder."""
+    log = tmp_path / "calls.log"
+    path = run_class(
+        tmp_path, {"calls_log": str(log)}, stop=6, checkpoint_frequency=3, checkpoint_at_end=True
+    )
     assert checkpoint_dirs(path) == checkpoint_names(3, 6)
+    assert callable_calls(log) == [3, 6]
     manifest = os.path.join(path, "checkpoint_000006", ".tune_ckpt_manifest.json")
     assert os.path.exists(manifest)
+
+
+def test_class_manual_on_last_iteration_and_at_end_saves_once(tmp_path: Path) -> None:
+    """should_checkpoint on the final iteration plus checkpoint_at_end saves that one once."""
+    log = tmp_path / "calls.log"
+    path = run_class(
+        tmp_path, {"manual": [4], "calls_log": str(log)}, stop=4, checkpoint_at_end=True
+    )
+    assert checkpoint_dirs(path) == checkpoint_names(4)
+    assert callable_calls(log) == [4]
 
 
 def test_class_all_mechanisms_together(tmp_path: Path) -> None:

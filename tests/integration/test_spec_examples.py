@@ -150,6 +150,4 @@ def test_checkpoint_at_termination_example(tmp_path: Path) -> None:
 def test_validate_save_restore_example() -> None:
     """Both calls of the spec's validate_save_restore example return."""
     assert validate_save_restore(MyTrainableClass, config={"input_size": 3})
-    assert validate_save_restore(
-        MyTrainableClass, config={"input_size": 3}, use_object_store=True
-    )
+    assert validate_save_restore(MyTrainableClass, config={"input_size": 3}, use_object_store=True)

@@ -1,0 +1,118 @@
+"""validate_save_restore: passes for trainables that restore their state, explains failures."""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import pytest
+
+import tune_ckpt as tune
+from tune_ckpt.air import session
+from tune_ckpt.air.checkpoint import Checkpoint
+from tune_ckpt.errors import TuneCkptError
+from tune_ckpt.utils import validate_save_restore
+
+
+class GoodDir(tune.Trainable):
+    """A deterministic counter with a directory checkpoint."""
+
+    def setup(self, config: dict[str, Any]) -> None:
+        self.value = config.get("start", 0)
+
+    def step(self) -> dict[str, Any]:
+        self.value = self.value * 2 + 1
+        return {"value": self.value}
+
+    def save_checkpoint(self, checkpoint_dir: str) -> str:
+        with open(os.path.join(checkpoint_dir, "value"), "w") as f:
+            f.write(str(self.value))
+        return checkpoint_dir
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        with open(os.path.join(checkpoint_dir, "value")) as f:
+            self.value = int(f.read())
+
+
+class GoodDict(GoodDir):
+    """The same counter with a dict checkpoint."""
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:  # type: ignore[override]
+        return {"value": self.value}
+
+    def load_checkpoint(self, checkpoint: Any) -> None:
+        self.value = checkpoint["value"]
+
+
+class RestoresNothing(GoodDict):
+    """load_checkpoint forgets to restore the state."""
+
+    def load_checkpoint(self, checkpoint: Any) -> None:
+        pass
+
+
+class ForgetsIteration(GoodDict):
+    """Overrides restore() without the base class, so the iteration count starts over."""
+
+    def restore(self, checkpoint: Any, state: Any) -> None:
+        self.load_checkpoint(checkpoint)
+
+
+class Noisy(GoodDict):
+    """Restores its state but adds noise to every result."""
+
+    def step(self) -> dict[str, Any]:
+        return {**super().step(), "noise": random.random()}
+
+
+def counting_fn(config: dict[str, Any]) -> None:
+    """A function trainable that resumes from get_checkpoint()."""
+    checkpoint = session.get_checkpoint()
+    value = checkpoint.to_dict()["value"] if checkpoint else 0
+    while True:
+        value += 3
+        session.report(
+            {"value": value}, checkpoint=lambda v=value: Checkpoint.from_dict({"value": v})
+        )
+
+
+@pytest.mark.parametrize("use_object_store", [False, True])
+@pytest.mark.parametrize("trainable", [GoodDir, GoodDict])
+def test_correct_class_passes(trainable: type[tune.Trainable], use_object_store: bool) -> None:
+    """A class that saves and restores its state passes in both transfer modes."""
+    assert validate_save_restore(trainable, {"start": 1}, use_object_store=use_object_store)
+
+
+@pytest.mark.parametrize("use_object_store", [False, True])
+def test_class_restoring_nothing_fails(use_object_store: bool) -> None:
+    """A load_checkpoint that restores nothing raises an AssertionError naming the metric."""
+    with pytest.raises(AssertionError) as info:
+        validate_save_restore(RestoresNothing, use_object_store=use_object_store)
+    message = str(info.value)
+    assert isinstance(info.value, TuneCkptError)
+    assert "RestoresNothing" in message
+    assert "different metrics at iteration 4" in message
+    # value after 4 steps is 15; restored from nothing it is 1.
+    assert "'value': (15, 1)" in message
+
+
+def test_wrong_iteration_counter_fails() -> None:
+    """A restored trainable that does not continue at iterations 4 and 5 fails, saying so."""
+    with pytest.raises(
+        AssertionError, match=r"continued at iterations \[1, 2\], expected \[4, 5\]"
+    ):
+        validate_save_restore(ForgetsIteration)
+
+
+def test_non_deterministic_needs_compare_results_false() -> None:
+    """A noisy trainable fails the comparison, and passes with compare_results=False."""
+    with pytest.raises(AssertionError, match="noise"):
+        validate_save_restore(Noisy)
+    assert validate_save_restore(Noisy, compare_results=False)
+
+
+def test_function_trainable_passes() -> None:
+    """A function trainable resuming from get_checkpoint() passes too."""
+    assert validate_save_restore(counting_fn)
+    assert validate_save_restore(counting_fn, use_object_store=True)
