@@ -12,14 +12,17 @@ instead of a normal step, and the runner reschedules the trial without counting 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from tune_ckpt import result as keys
 from tune_ckpt.checkpoint import Checkpoint
+from tune_ckpt.metrics import lookup
 from tune_ckpt.persistence import (
     CheckpointWriter,
     RestoreCandidate,
@@ -41,6 +44,7 @@ class StepOutcome:
     saved: SavedCheckpoint | None
     finished: bool
     preempted: bool = False
+    node_id: str = ""
 
 
 def checkpoint_due(result: dict[str, Any], frequency: int) -> bool:
@@ -63,6 +67,9 @@ class TrialActor:
         self._last_saved: int | None = None
         self._preempted = threading.Event()
         self._last_result: dict[str, Any] = {}
+        self._deferred_error: Exception | None = None
+        self._unsaved_results: list[dict[str, Any]] = []
+        self._node_id = self.node_id()
         self._install_sigterm_handler()
 
     def _install_sigterm_handler(self) -> None:
@@ -97,9 +104,10 @@ class TrialActor:
             return self._preemption_outcome()
         result = self._trainable.train()
         self._last_result = result
+        self._unsaved_results.append(result)
         trainable = self._trainable
         if isinstance(trainable, FunctionTrainable) and trainable.finished:
-            return StepOutcome(result, None, True)
+            return StepOutcome(result, None, True, node_id=self._node_id)
         due = checkpoint_due(result, self._ctx.checkpoint_config.checkpoint_frequency)
         if isinstance(trainable, FunctionTrainable):
             # A reported Checkpoint is always saved; a checkpoint callable only when due.
@@ -107,8 +115,55 @@ class TrialActor:
         saved = self.save() if due else None
         if self._preempted.is_set():
             saved = saved or self.save()
-            return StepOutcome(result, saved, False, preempted=True)
-        return StepOutcome(result, saved, bool(result.get(keys.DONE)))
+            return StepOutcome(result, saved, False, preempted=True, node_id=self._node_id)
+        return StepOutcome(result, saved, bool(result.get(keys.DONE)), node_id=self._node_id)
+
+    def train_batch(self) -> list[StepOutcome]:
+        """Steps back to back for up to ``batch_seconds``, stopping early at a checkpoint,
+        the end of the trial, a preemption or a stop threshold (checkpointing at the end there
+        when asked), or whenever the driver must decide: a callable ``stop``, or a result
+        missing a stop key. The results and checkpoints are those of one step per call,
+        delivered in bulk."""
+        if self._deferred_error is not None:
+            error, self._deferred_error = self._deferred_error, None
+            raise error
+        deadline = time.monotonic() + self._ctx.batch_seconds
+        outcomes: list[StepOutcome] = []
+        while True:
+            try:
+                outcome = self.train()
+            except Exception as exc:
+                if not outcomes:
+                    raise
+                # Deliver the steps that did happen; the error follows with the next call.
+                self._deferred_error = exc
+                return outcomes
+            outcomes.append(outcome)
+            if outcome.finished or outcome.preempted:
+                return outcomes
+            stop = self._stop_reached(outcome.result)
+            if stop is True and self._ctx.checkpoint_config.checkpoint_at_end:
+                saved = outcome.saved or self.save()
+                outcomes[-1] = dataclasses.replace(outcome, saved=saved)
+            # A checkpoint ends the batch: if this worker died later in it, the driver would
+            # otherwise not know the checkpoint and restore from an older one.
+            if stop is not False or outcomes[-1].saved or time.monotonic() >= deadline:
+                return outcomes
+
+    def _stop_reached(self, result: dict[str, Any]) -> bool | None:
+        """True or False when this worker can tell; None when only the driver can."""
+        if result.get(keys.DONE):
+            return True
+        thresholds = self._ctx.stop_thresholds
+        if thresholds is None:
+            return None
+        for key, threshold in thresholds.items():
+            value = lookup(result, key)
+            if value is None:
+                return None
+            if value >= threshold:
+                return True
+        return False
 
     def save(self) -> SavedCheckpoint | None:
         """Checkpoint the current state; None if this iteration is already saved or a
@@ -116,14 +171,16 @@ class TrialActor:
         trainable = self._trainable
         if self._last_saved == trainable.iteration:
             return None
+        results = tuple(self._unsaved_results)
         if isinstance(trainable, FunctionTrainable):
             checkpoint = trainable.take_checkpoint()
             if checkpoint is None:
                 return None
-            saved = self._writer.save_checkpoint(checkpoint, trainable.state())
+            saved = self._writer.save_checkpoint(checkpoint, trainable.state(), results)
         else:
-            saved = self._writer.save_trainable(trainable)
+            saved = self._writer.save_trainable(trainable, results)
         self._last_saved = saved.iteration
+        self._unsaved_results.clear()
         return saved
 
     def restore(
@@ -137,6 +194,7 @@ class TrialActor:
         checkpoint, candidate = opened
         load_into(self._trainable, checkpoint, candidate.state)
         self._last_saved = candidate.state.iteration
+        self._unsaved_results.clear()
         return candidate
 
     def restore_checkpoint(self, checkpoint: Checkpoint, iteration: int) -> None:
@@ -149,6 +207,7 @@ class TrialActor:
     def reset(self, config: dict[str, Any], ctx: TrialContext, use_reset_config: bool) -> bool:
         """Run another trial in this actor: in the same trainable instance through
         ``reset_config`` when asked and supported, else in a fresh instance."""
+        self._unsaved_results.clear()
         if not (use_reset_config and self._trainable.reset(config, ctx.trial_id)):
             self._trainable.stop()
             self._trainable = self._cls(config, ctx.trial_id)

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from tune_ckpt.errors import ExperimentError
-from tune_ckpt.result_files import jsonable
+from tune_ckpt.metrics import jsonable
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trial import Trial

@@ -28,3 +28,17 @@ def as_score(value: Any) -> float | None:
         return None
     score = float(value)
     return None if math.isnan(score) else score
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with non-JSON leaves as strings (NaN/inf included) so any result can be
+    written."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)

@@ -15,6 +15,7 @@ import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.config import CheckpointConfig, TransferMode
@@ -40,6 +41,11 @@ class TrialContext:
     transfer: TransferMode
     marker: str
     checkpoint_config: CheckpointConfig
+    stop_thresholds: dict[str, float] | None = None
+    """``RunConfig.stop`` when it is a dict, so the worker can tell when to stop; None when
+    stopping is decided by a callable in the driver (one step per call then)."""
+    batch_seconds: float = 0.1
+    """How long one call may keep stepping before it reports back."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class SavedCheckpoint:
     path: str
     manifest_digest: str = ""
     packed: PackedCheckpoint | None = None
+    results: tuple[dict[str, Any], ...] = ()  # since the previous checkpoint, for the manifest
 
     @property
     def committed(self) -> bool:
@@ -90,8 +97,11 @@ class CheckpointWriter:
     def _relative(self, iteration: int) -> str:
         return paths.join(self.ctx.trial_dir, paths.checkpoint_dirname(iteration))
 
-    def save_trainable(self, trainable: Trainable) -> SavedCheckpoint:
-        """Run the trainable's ``save_checkpoint`` and persist (or pack) the result."""
+    def save_trainable(
+        self, trainable: Trainable, results: tuple[dict[str, Any], ...] = ()
+    ) -> SavedCheckpoint:
+        """Run the trainable's ``save_checkpoint`` and persist (or pack) what it wrote, with
+        the trial's ``results`` since its previous checkpoint in the manifest."""
         state = trainable.state()
         relative = self._relative(state.iteration)
         if self.shared and self.ctx.experiment.is_local:
@@ -100,7 +110,7 @@ class CheckpointWriter:
                 as_dict = trainable.save(staged)
                 if as_dict is not None:
                     as_dict.to_directory(staged)
-                committed = self.store.commit_staged(relative, staged, state.iteration)
+                committed = self.store.commit_staged(relative, staged, state.iteration, results)
             except BaseException:
                 shutil.rmtree(staged, ignore_errors=True)
                 raise
@@ -119,21 +129,29 @@ class CheckpointWriter:
             shutil.rmtree(tmp, ignore_errors=True)
         return SavedCheckpoint(state.iteration, state, relative, packed=packed)
 
-    def save_checkpoint(self, checkpoint: Checkpoint, state: TrainableState) -> SavedCheckpoint:
+    def save_checkpoint(
+        self,
+        checkpoint: Checkpoint,
+        state: TrainableState,
+        results: tuple[dict[str, Any], ...] = (),
+    ) -> SavedCheckpoint:
         """Persist (or pack) a Checkpoint a function trainable reported."""
         relative = self._relative(state.iteration)
         fs = checkpoint.filesystem
         local_dir = checkpoint.path if fs is not None and fs.type_name == "local" else None
         if local_dir is not None:
             if self.shared:
-                committed = self.store.commit_local_dir(relative, local_dir, state.iteration)
+                committed = self.store.commit_local_dir(
+                    relative, local_dir, state.iteration, results=results
+                )
                 return self._saved(committed, state)
             packed = PackedCheckpoint.from_local_dir(local_dir, checkpoint.get_metadata())
         else:
             packed = checkpoint.pack()
         if self.shared:
-            return self._saved(self.store.commit_packed(relative, packed, state.iteration), state)
-        return SavedCheckpoint(state.iteration, state, relative, packed=packed)
+            committed = self.store.commit_packed(relative, packed, state.iteration, results)
+            return self._saved(committed, state)
+        return SavedCheckpoint(state.iteration, state, relative, packed=packed, results=results)
 
     def _saved(self, committed: Committed, state: TrainableState) -> SavedCheckpoint:
         return SavedCheckpoint(state.iteration, state, committed.path, committed.manifest_digest)

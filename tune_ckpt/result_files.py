@@ -12,30 +12,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import time
 from typing import Any
 
+from tune_ckpt.metrics import jsonable
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.location import StorageLocation
 
 PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.csv"
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with non-JSON leaves as strings (NaN/inf included) so any result can be
-    written."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return repr(value)
 
 
 def _flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, RayActorError, RayError, RayTaskError
+from ray.exceptions import (
+    ActorDiedError,
+    ActorUnavailableError,
+    RayActorError,
+    RayError,
+    RayTaskError,
+)
 
 from tune_ckpt import result as keys
 from tune_ckpt.actor import StepOutcome, TrialActor
@@ -31,7 +37,7 @@ from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result_files import ResultFiles
 from tune_ckpt.retention import plan_retention, warn_unscored_once
-from tune_ckpt.storage.commit import CheckpointStore
+from tune_ckpt.storage.commit import BackgroundDeleter, CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trainable import Trainable, TrainableState, resource_request
 from tune_ckpt.trial import Trial, TrialStatus
@@ -39,8 +45,9 @@ from tune_ckpt.trial import Trial, TrialStatus
 logger = logging.getLogger(__name__)
 
 _RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU"}
-_REFRESH_S = 1.0
+_REFRESH_S = 0.5
 _MAX_STARTUP_LOSSES = 3
+_SUSPECT_S = 60.0
 
 
 class StopKeyError(ValueError):
@@ -57,6 +64,7 @@ class _Slot:
     files: ResultFiles
     shares_storage: bool | None = None
     answered: bool = False  # the actor has completed a call, so it did start
+    node_id: str = ""
 
 
 @dataclass
@@ -72,9 +80,16 @@ class _Capacity:
     used: dict[str, float] = field(default_factory=dict)
     refreshed: float = 0.0
 
+    excluded: frozenset[str] = frozenset()  # suspect nodes whose resources do not count
+
     def refresh(self, force: bool = False) -> None:
         if force or time.monotonic() - self.refreshed > _REFRESH_S:
-            self.total = {k: float(v) for k, v in ray.cluster_resources().items()}
+            total: dict[str, float] = {}
+            for node in ray.nodes():
+                if node.get("Alive") and node.get("NodeID") not in self.excluded:
+                    for key, value in node.get("Resources", {}).items():
+                        total[key] = total.get(key, 0.0) + float(value)
+            self.total = total
             self.refreshed = time.monotonic()
 
     def fits(self, request: dict[str, float]) -> bool:
@@ -116,6 +131,14 @@ class TrialRunner:
         self._trials = trials
         self._experiment = experiment
         self._store = CheckpointStore(experiment)
+        self._deleter = BackgroundDeleter(self._store)
+        stop = run_config.stop
+        # A dict stop is evaluated in the worker too, so it can run several steps per call;
+        # no stop at all is the empty dict. A callable stays in the driver.
+        self._stop_thresholds = (
+            {k: float(v) for k, v in stop.items()} if isinstance(stop, Mapping)
+            else ({} if stop is None else None)
+        )  # fmt: skip
         self._run_config = run_config
         self._tune_config = tune_config
         self._ckpt_config = run_config.checkpoint_config
@@ -135,6 +158,7 @@ class TrialRunner:
         self._abort: BaseException | None = None
         self._startup_losses: dict[str, int] = {}
         self._warned_unscored: set[str] = set()
+        self._suspects: dict[str, float] = {}  # node id -> when its actor became unreachable
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -196,6 +220,7 @@ class TrialRunner:
             transfer=self._run_config.checkpoint_transfer,
             marker=self._marker,
             checkpoint_config=self._ckpt_config,
+            stop_thresholds=self._stop_thresholds,
         )
 
     def _start(self, trial: Trial, request: dict[str, float]) -> None:
@@ -222,12 +247,16 @@ class TrialRunner:
         self._start_fresh(trial, request, files)
 
     def _start_fresh(self, trial: Trial, request: dict[str, float], files: ResultFiles) -> None:
+        self._deleter.wait()  # a folder being deleted must not be swept at the same time
         self._store.sweep(trial.trial_dir)
         options: dict[str, Any] = {
             "num_cpus": request.get("CPU", 0.0),
             "num_gpus": request.get("GPU", 0.0),
             "max_restarts": 0,
         }
+        avoid = self._suspect_nodes()
+        if avoid:
+            options["label_selector"] = {"ray.io/node-id": f"!in({','.join(avoid)})"}
         custom = {k: v for k, v in request.items() if k not in ("CPU", "GPU", "memory")}
         if custom:
             options["resources"] = custom
@@ -245,8 +274,25 @@ class TrialRunner:
             self._progress.trial_started(trial, None)
             self._train(slot)
 
+    def _suspect_nodes(self) -> list[str]:
+        """Nodes to keep new actors off: an actor there just became unreachable, which is how
+        a lost node first shows, while Ray may still count it alive (and place actors there)
+        until its health checks time out. Forgotten once Ray declares the node dead, or
+        after _SUSPECT_S."""
+        if not self._suspects:
+            return []
+        now = time.monotonic()
+        dead = {n["NodeID"] for n in ray.nodes() if not n.get("Alive", True)}
+        self._suspects = {
+            node: since
+            for node, since in self._suspects.items()
+            if node not in dead and now - since < _SUSPECT_S
+        }
+        self._capacity.excluded = frozenset(self._suspects)
+        return sorted(self._suspects)
+
     def _train(self, slot: _Slot) -> None:
-        self._inflight[slot.actor.train.remote()] = _Call(slot, "train")
+        self._inflight[slot.actor.train_batch.remote()] = _Call(slot, "train")
 
     # -- dispatching results ---------------------------------------------------------------
 
@@ -261,7 +307,7 @@ class TrialRunner:
         self._startup_losses.pop(slot.trial.trial_id, None)
         try:
             if call.kind == "train":
-                self._on_step(slot, value)
+                self._on_steps(slot, value)
             elif call.kind == "save_end":
                 self._on_saved(slot, value)
                 self._finish(slot, TrialStatus.TERMINATED)
@@ -276,28 +322,33 @@ class TrialRunner:
         except RayError as exc:
             self._on_failure(slot, exc)
 
-    def _on_step(self, slot: _Slot, outcome: StepOutcome) -> None:
+    def _on_steps(self, slot: _Slot, outcomes: list[StepOutcome]) -> None:
+        """Record a batch of steps in order; what happens next follows the last one (the
+        worker ends a batch at any step that needs a decision)."""
         trial = slot.trial
-        result = outcome.result
-        if outcome.finished and result.get(keys.TRAINING_ITERATION, 0) == trial.iteration:
-            # A function returned: its last report is already recorded.
-            trial.last_result = {**trial.last_result, keys.DONE: True}
-            self._end(slot)
-            return
-        if result.get(keys.TRAINING_ITERATION, 0) > trial.iteration:
-            result[keys.NUM_FAILURES] = trial.num_failures
-            result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
-            trial.last_result = result
-            slot.files.add(result)
-            self._progress.result(trial, result)
-        if outcome.saved is not None:
-            self._on_saved(slot, outcome.saved)
-        if outcome.preempted:
-            self._on_preempted(slot)
-        elif outcome.finished or self._should_stop(trial, result):
-            self._end(slot)
-        else:
-            self._train(slot)
+        for outcome in outcomes:
+            slot.node_id = outcome.node_id
+            result = outcome.result
+            if outcome.finished and result.get(keys.TRAINING_ITERATION, 0) == trial.iteration:
+                # A function returned: its last report is already recorded.
+                trial.last_result = {**trial.last_result, keys.DONE: True}
+                self._end(slot)
+                return
+            if result.get(keys.TRAINING_ITERATION, 0) > trial.iteration:
+                result[keys.NUM_FAILURES] = trial.num_failures
+                result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
+                trial.last_result = result
+                slot.files.add(result)
+                self._progress.result(trial, result)
+            if outcome.saved is not None:
+                self._on_saved(slot, outcome.saved)
+            if outcome.preempted:
+                self._on_preempted(slot)
+                return
+            if outcome.finished or self._should_stop(trial, result):
+                self._end(slot)
+                return
+        self._train(slot)
 
     def _should_stop(self, trial: Trial, result: dict[str, Any]) -> bool:
         stop = self._run_config.stop
@@ -330,7 +381,9 @@ class TrialRunner:
             return
         trial = slot.trial
         if saved.packed is not None:
-            committed = self._store.commit_packed(saved.path, saved.packed, saved.iteration)
+            committed = self._store.commit_packed(
+                saved.path, saved.packed, saved.iteration, saved.results
+            )
             digest = committed.manifest_digest
         else:
             digest = saved.manifest_digest
@@ -346,7 +399,7 @@ class TrialRunner:
         self._journal.record(trial)
         self._journal.flush()
         for dropped in plan.delete:
-            self._store.delete(dropped.path)
+            self._deleter.delete(dropped.path)
         self._progress.checkpoint(trial, self._experiment.uri(record.path))
 
     # -- restore ---------------------------------------------------------------------------
@@ -463,6 +516,9 @@ class TrialRunner:
             self._on_preempted(slot)
             return
         trial = slot.trial
+        if isinstance(exc, ActorUnavailableError) and slot.node_id:
+            self._suspects[slot.node_id] = time.monotonic()
+            self._capacity.excluded = frozenset(self._suspect_nodes())
         if self._lost_before_start(slot, exc):
             logger.warning("trial %s: its new actor was lost before it started (%s); "
                            "rescheduling", trial.trial_id, type(exc).__name__)  # fmt: skip
@@ -497,15 +553,18 @@ class TrialRunner:
                 del self._inflight[ref]
 
     def _shutdown(self) -> None:
-        """Stop every actor still held (fail_fast, errors, reuse pool)."""
+        """Stop every actor still held. Only fail_fast ends the unfinished trials; a driver
+        interrupted any other way (SIGTERM, Ctrl-C, an error) leaves them unfinished in the
+        journal, so Tuner.restore resumes them."""
+        ended_by_fail_fast = isinstance(self._abort, TrialError | _StopSweep)
         for slot in list(self._slots.values()):
             slot.files.flush()
-            if slot.trial.status == TrialStatus.RUNNING:
+            if ended_by_fail_fast and slot.trial.status == TrialStatus.RUNNING:
                 slot.trial.set_status(TrialStatus.TERMINATED)
                 self._journal.record(slot.trial)
             self._terminate_actor(slot.actor)
         for trial in self._pending:
-            if trial.status == TrialStatus.PENDING and self._abort is not None:
+            if ended_by_fail_fast and trial.status == TrialStatus.PENDING:
                 trial.set_status(TrialStatus.TERMINATED)
                 self._journal.record(trial)
         self._slots.clear()
@@ -514,6 +573,7 @@ class TrialRunner:
             self._terminate_actor(actor)
         self._idle_actors.clear()
         self._journal.flush()
+        self._deleter.close()
 
 
 class _StopSweep(Exception):

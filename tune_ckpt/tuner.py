@@ -277,30 +277,46 @@ def _restored_settings(
 
 
 def _reconcile(trial: Trial, experiment: StorageLocation, store: CheckpointStore) -> None:
-    """Make the trial's checkpoint records match what storage holds."""
+    """Make the trial's checkpoint records match what storage holds, and its result files
+    reach its newest checkpoint.
+
+    A checkpoint committed after the journal's last word (the driver died before it heard
+    of it) is used; the results leading up to it, which the driver may never have written,
+    come from its manifest, so the history stays continuous.
+    """
     on_storage = store.list_committed(trial.trial_dir)
     known = {r.path: r for r in trial.checkpoints}
-    results = None
-    records = []
+    history = read_results(experiment, trial.trial_dir)
+    last = max((int(r.get("training_iteration", 0)) for r in history), default=0)
+    unknown = {}
+    missing: list[dict[str, Any]] = []
     for relative in on_storage:
         if relative in known:
-            records.append(known[relative])
             continue
         committed = store.read(relative)
-        if results is None:
-            results = {
-                int(r.get("training_iteration", 0)): r
-                for r in read_results(experiment, trial.trial_dir)
-            }
-        records.append(
-            CheckpointRecord(
-                relative,
-                committed.iteration,
-                dict(results.get(committed.iteration, {})),
-                committed.manifest_digest,
-                committed.manifest.created,
-            )
+        unknown[relative] = committed
+        for result in committed.manifest.results:
+            if int(result.get("training_iteration", 0)) > last:
+                missing.append(result)
+                last = int(result["training_iteration"])
+    if missing:
+        files = ResultFiles(experiment, trial.trial_dir)
+        for result in missing:
+            files.add(result)
+        files.flush()
+        history.extend(missing)
+    by_iteration = {int(r.get("training_iteration", 0)): r for r in history}
+    trial.checkpoints = [
+        known[relative]
+        if relative in known
+        else CheckpointRecord(
+            relative,
+            unknown[relative].iteration,
+            dict(by_iteration.get(unknown[relative].iteration, {})),
+            unknown[relative].manifest_digest,
+            unknown[relative].manifest.created,
         )
-    trial.checkpoints = records
+        for relative in on_storage
+    ]
     if trial.status == TrialStatus.RUNNING:
         trial.status = TrialStatus.PENDING

@@ -37,9 +37,9 @@ def _checkpoints(experiment: Path) -> dict[str, list[int]]:
     return found
 
 
-def _kill_driver_mid_sweep(storage: Path) -> dict[str, list[int]]:
-    """Run the driver in a subprocess and SIGKILL it once some trial has checkpoint 8 and
-    another is still unfinished; returns the checkpoints committed at that moment."""
+def _kill_driver_mid_sweep(storage: Path, signum: int) -> dict[str, list[int]]:
+    """Run the driver in a subprocess and send it ``signum`` once some trial has checkpoint 8;
+    returns the checkpoints committed once it is gone."""
     env = dict(os.environ)  # PYTHONPATH holds tests/ (tests/conftest.py)
     address = ray.get_runtime_context().gcs_address
     driver = subprocess.Popen(
@@ -53,7 +53,7 @@ def _kill_driver_mid_sweep(storage: Path) -> dict[str, list[int]]:
             assert time.monotonic() < deadline, "no checkpoint appeared in time"
             time.sleep(0.05)
     finally:
-        driver.send_signal(signal.SIGKILL)
+        driver.send_signal(signum)
         driver.wait()
     return _checkpoints(experiment)
 
@@ -63,10 +63,12 @@ def _iterations(trial_path: str) -> list[int]:
         return [json.loads(line)["training_iteration"] for line in f if line.strip()]
 
 
-def test_driver_sigkill_then_restore_from_moved_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_driver_killed_then_restore_from_moved_folder(tmp_path: Path, signum: int) -> None:
     """Every trial ends with the metrics of a fault-free run, each resumed trial from the
-    checkpoint storage held when the driver died, and all paths point at the new folder."""
-    at_kill = _kill_driver_mid_sweep(tmp_path / "first")
+    checkpoint storage held when the driver died, and all paths point at the new folder.
+    SIGTERM unwinds the driver, which must not journal its running trials as finished."""
+    at_kill = _kill_driver_mid_sweep(tmp_path / "first", signum)
     moved = tmp_path / "second" / "exp-moved"
     moved.parent.mkdir()
     shutil.move(str(tmp_path / "first" / "exp"), str(moved))
@@ -142,3 +144,40 @@ def test_restore_errored_trials(tmp_path: Path) -> None:
     assert restarted.metrics["restored_from"] == 0
     assert restarted.metrics["total"] == expected_total(6)
     assert _iterations(restarted.path) == list(range(1, 7))
+
+
+def test_restore_rebuilds_history_from_checkpoint_manifests(tmp_path: Path) -> None:
+    """The state a driver dying mid-sweep can leave: checkpoints 4 and 6 committed by the
+    worker, the journal and result.json only up to 2. Restore uses checkpoint 6 (storage
+    wins) and rebuilds results 3-6 from the manifests, so the history has no gap."""
+    run = tune.RunConfig(
+        storage_path=str(tmp_path),
+        name="exp",
+        verbose=0,
+        stop={"training_iteration": 6},
+        checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2),
+    )
+    (done,) = tune.Tuner(
+        Accumulator, param_space={"marker_dir": str(tmp_path)}, run_config=run
+    ).fit()
+    journal = Path(done.path).parent / "experiment_journal.jsonl"
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    last = lines[-1]
+    last.update(
+        status="RUNNING",
+        checkpoints=[c for c in last["checkpoints"] if c["iteration"] == 2],
+        last_result={"training_iteration": 2},
+    )
+    journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result_file = Path(done.path) / "result.json"
+    kept = [
+        line
+        for line in result_file.read_text().splitlines()
+        if json.loads(line)["training_iteration"] <= 2
+    ]
+    result_file.write_text("".join(line + "\n" for line in kept))
+
+    (resumed,) = tune.Tuner.restore(str(journal.parent), Accumulator).fit()
+    assert resumed.metrics["restored_from"] == 6
+    assert _iterations(resumed.path) == list(range(1, 8))  # 1-2 kept, 3-6 rebuilt, 7 new
+    assert resumed.metrics["total"] == expected_total(7)

@@ -143,3 +143,24 @@ def test_unlisted_names() -> None:
     """The manifest and metadata files are the ones manifests do not list."""
     assert frozenset({MANIFEST_NAME, METADATA_NAME}) == UNLISTED
     assert MANIFEST_NAME.startswith(".") and METADATA_NAME.startswith(".")
+
+
+def test_results_round_trip_and_non_json_values_become_strings() -> None:
+    """The results since the previous checkpoint survive serialisation; NaN becomes text."""
+    results = (
+        {"training_iteration": 3, "loss": 0.5},
+        {"training_iteration": 4, "loss": float("nan")},
+    )
+    parsed = Manifest.from_bytes(Manifest((), 4, 0.0, results).to_bytes())
+    assert parsed.results == (
+        {"training_iteration": 3, "loss": 0.5},
+        {"training_iteration": 4, "loss": "nan"},
+    )
+
+
+def test_results_that_are_not_objects_are_rejected() -> None:
+    """A manifest whose results are not a list of objects is unreadable, not half-trusted."""
+    body = json.loads(Manifest((), 1, 0.0).to_bytes())
+    body["results"] = [1, 2]
+    with pytest.raises(CheckpointError, match="results"):
+        Manifest.from_bytes(json.dumps(body).encode())

@@ -21,7 +21,8 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,12 @@ from tune_ckpt.errors import (
     StorageNotFoundError,
 )
 from tune_ckpt.storage import paths
-from tune_ckpt.storage.local_io import DurableFolder, fsync_path, subfolders_to_sync
+from tune_ckpt.storage.local_io import (
+    DurableFolder,
+    fsync_path,
+    subfolders_to_sync,
+    write_synced,
+)
 from tune_ckpt.storage.location import StorageLocation, backend_errors
 from tune_ckpt.storage.manifest import (
     MANIFEST_NAME,
@@ -119,7 +125,13 @@ class CheckpointStore:
             os.makedirs(os_path)
         return os_path
 
-    def commit_staged(self, relative: str, staged_dir: str, iteration: int | None) -> Committed:
+    def commit_staged(
+        self,
+        relative: str,
+        staged_dir: str,
+        iteration: int | None,
+        results: Sequence[dict[str, Any]] = (),
+    ) -> Committed:
         """Seal a folder made by :meth:`stage_local` and filled by its producer: sync and hash
         its files, write the manifest and rename it into place as ``relative``."""
         entries = []
@@ -127,10 +139,15 @@ class CheckpointStore:
             for rel, _full in local_files(staged_dir):
                 if rel not in UNLISTED:
                     entries.append(ManifestEntry(rel, *folder.adopt(rel)))
-        return self._seal_local(relative, staged_dir, entries, iteration)
+        return self._seal_local(relative, staged_dir, entries, iteration, results)
 
     def commit_local_dir(
-        self, relative: str, local_dir: str, iteration: int | None, metadata: bytes | None = None
+        self,
+        relative: str,
+        local_dir: str,
+        iteration: int | None,
+        metadata: bytes | None = None,
+        results: Sequence[dict[str, Any]] = (),
     ) -> Committed:
         """Copy a local folder to storage as the committed checkpoint ``relative``."""
         paths.check_relative(relative)
@@ -147,13 +164,17 @@ class CheckpointStore:
                 for rel, full in files:
                     entries.append(ManifestEntry(rel, *folder.copy_in(rel, full)))
                 if metadata is not None:
-                    folder.write_small(METADATA_NAME, metadata)
-            return self._seal_local(relative, staged, entries, iteration)
+                    write_synced(os.path.join(staged, METADATA_NAME), metadata)
+            return self._seal_local(relative, staged, entries, iteration, results)
         sources = [(rel, _local_file_source(full)) for rel, full in files]
-        return self._commit_in_place(relative, sources, iteration, metadata)
+        return self._commit_in_place(relative, sources, iteration, metadata, results)
 
     def commit_packed(
-        self, relative: str, packed: PackedCheckpoint, iteration: int | None
+        self,
+        relative: str,
+        packed: PackedCheckpoint,
+        iteration: int | None,
+        results: Sequence[dict[str, Any]] = (),
     ) -> Committed:
         """Write a packed checkpoint (from the object store) as the committed ``relative``."""
         paths.check_relative(relative)
@@ -165,20 +186,25 @@ class CheckpointStore:
                 for rel in packed.paths:
                     entries.append(ManifestEntry(rel, *folder.write_in(rel, packed.file(rel))))
                 if metadata is not None:
-                    folder.write_small(METADATA_NAME, metadata)
-            return self._seal_local(relative, staged, entries, iteration)
+                    write_synced(os.path.join(staged, METADATA_NAME), metadata)
+            return self._seal_local(relative, staged, entries, iteration, results)
         sources = [(rel, _view_source(packed.file(rel))) for rel in packed.paths]
-        return self._commit_in_place(relative, sources, iteration, metadata)
+        return self._commit_in_place(relative, sources, iteration, metadata, results)
 
     def _seal_local(
-        self, relative: str, staged_dir: str, entries: list[ManifestEntry], iteration: int | None
+        self,
+        relative: str,
+        staged_dir: str,
+        entries: list[ManifestEntry],
+        iteration: int | None,
+        results: Sequence[dict[str, Any]],
     ) -> Committed:
         """Write the manifest into a complete, synced staging folder and rename it into
         place; then sync the folders whose entries changed."""
-        manifest = Manifest(tuple(entries), iteration)
+        manifest = Manifest(tuple(entries), iteration, results=tuple(results))
         data = manifest.to_bytes()
         with backend_errors(staged_dir):
-            DurableFolder(staged_dir).write_small(MANIFEST_NAME, data)
+            write_synced(os.path.join(staged_dir, MANIFEST_NAME), data)
             for folder in subfolders_to_sync(staged_dir):
                 fsync_path(folder)
         tmp_relative = self.location.relative_to_root(self._os_to_fs(staged_dir))
@@ -195,6 +221,7 @@ class CheckpointStore:
         sources: list[tuple[str, ChunkSource]],
         iteration: int | None,
         metadata: bytes | None,
+        results: Sequence[dict[str, Any]],
     ) -> Committed:
         """Object stores: un-commit, write the files in place, then the manifest last."""
         paths.check_relative(relative)
@@ -216,7 +243,7 @@ class CheckpointStore:
             entries.append(ManifestEntry(rel, size, content_hash))
         if metadata is not None:
             loc.write_bytes(paths.join(relative, METADATA_NAME), metadata)
-        manifest = Manifest(tuple(entries), iteration)
+        manifest = Manifest(tuple(entries), iteration, results=tuple(results))
         data = manifest.to_bytes()
         loc.write_bytes(paths.join(relative, MANIFEST_NAME), data)
         return Committed(relative, manifest, digest(data))
@@ -404,6 +431,42 @@ class CheckpointStore:
                     self.location.delete_file(relative)
                 removed.append(relative)
         return removed
+
+
+class BackgroundDeleter:
+    """Deletes checkpoints in a helper thread, in the order asked, so a driver loop does not
+    wait on storage for what retention drops. A failed deletion leaves an extra checkpoint,
+    never a missing one; it is logged with its path and cause, and the next listing or
+    retention pass sees the checkpoint again."""
+
+    def __init__(self, store: CheckpointStore) -> None:
+        self._store = store
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[None]] = []
+
+    def delete(self, relative: str) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tune_ckpt-delete")
+        self._futures = [f for f in self._futures if not f.done()]
+        self._futures.append(self._pool.submit(self._delete, relative))
+
+    def _delete(self, relative: str) -> None:
+        try:
+            self._store.delete(relative)
+        except StorageError as exc:
+            logger.warning("could not delete checkpoint %s: %s", exc.path, exc.cause)
+
+    def wait(self) -> None:
+        """Block until every deletion asked for so far is done."""
+        for future in self._futures:
+            future.result()
+        self._futures = []
+
+    def close(self) -> None:
+        self.wait()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def _published_name(tmp_name: str) -> str | None:

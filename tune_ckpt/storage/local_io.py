@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from tune_ckpt.storage.manifest import new_hasher
@@ -58,18 +58,23 @@ def _write_and_sync(view: memoryview, dst: str) -> None:
         os.fsync(out.fileno())
 
 
+SMALL = 1024 * 1024
+"""Below this size a file is synced inline: a thread hand-off would cost more than it saves."""
+
+
 class DurableFolder:
     """Fills a local staging folder with files made durable in the background.
 
     Use as a context manager; leaving the block waits until every file is on disk (and
-    re-raises the first background error).
+    re-raises the first background error). The helper thread and the read buffer are made
+    only when a file large enough to need them comes along.
     """
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tune_ckpt-io")
+        self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
-        self._buffer = bytearray(CHUNK)
+        self._buffer = bytearray(0)
 
     def __enter__(self) -> DurableFolder:
         return self
@@ -79,7 +84,22 @@ class DurableFolder:
             for future in self._pending:
                 future.result()
         finally:
-            self._pool.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def _in_background(self, size: int, work: Callable[..., None], *args: object) -> None:
+        if size < SMALL:
+            work(*args)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tune_ckpt-io")
+        self._pending.append(self._pool.submit(work, *args))
+
+    def _read_buffer(self, size: int) -> bytearray:
+        wanted = max(1, min(CHUNK, size))
+        if len(self._buffer) < wanted:
+            self._buffer = bytearray(wanted)
+        return self._buffer
 
     def _target(self, relative: str) -> str:
         target = os.path.join(self.folder, *relative.split("/"))
@@ -89,22 +109,25 @@ class DurableFolder:
     def adopt(self, relative: str) -> tuple[int, str]:
         """A file already written into the folder (by a trainable): sync and hash it."""
         path = os.path.join(self.folder, *relative.split("/"))
-        self._pending.append(self._pool.submit(fsync_path, path))
-        return hash_file(path, self._buffer)
+        size = os.path.getsize(path)
+        self._in_background(size, fsync_path, path)
+        return hash_file(path, self._read_buffer(size))
 
     def copy_in(self, relative: str, source: str) -> tuple[int, str]:
         """Copy ``source`` in (and sync it) while hashing the source."""
-        self._pending.append(self._pool.submit(_copy_and_sync, source, self._target(relative)))
-        return hash_file(source, self._buffer)
+        size = os.path.getsize(source)
+        self._in_background(size, _copy_and_sync, source, self._target(relative))
+        return hash_file(source, self._read_buffer(size))
 
     def write_in(self, relative: str, view: memoryview) -> tuple[int, str]:
         """Write bytes in (and sync them) while hashing them."""
-        self._pending.append(self._pool.submit(_write_and_sync, view, self._target(relative)))
+        self._in_background(len(view), _write_and_sync, view, self._target(relative))
         return hash_view(view)
 
-    def write_small(self, relative: str, data: bytes) -> None:
-        """Write and sync a small file now (the manifest, metadata)."""
-        _write_and_sync(memoryview(data), self._target(relative))
+
+def write_synced(path: str, data: bytes) -> None:
+    """Write and sync a small file (the manifest, metadata)."""
+    _write_and_sync(memoryview(data), path)
 
 
 def subfolders_to_sync(folder: str) -> Iterator[str]:

@@ -19,6 +19,7 @@ from typing import Any
 import blake3
 
 from tune_ckpt.errors import CheckpointError
+from tune_ckpt.metrics import jsonable
 from tune_ckpt.storage.paths import check_relative
 
 MANIFEST_NAME = ".tune_ckpt_manifest.json"
@@ -53,6 +54,9 @@ class Manifest:
     files: tuple[ManifestEntry, ...]
     iteration: int | None = None
     created: float = field(default_factory=time.time)
+    results: tuple[dict[str, Any], ...] = ()
+    """The trial's results since its previous checkpoint, up to this one: what a restore
+    needs to rebuild the history if the driver died before it wrote them itself."""
 
     @property
     def total_size(self) -> int:
@@ -75,6 +79,8 @@ class Manifest:
                 for e in sorted(self.files, key=lambda e: e.path)
             ],
         }
+        if self.results:
+            body["results"] = [jsonable(r) for r in self.results]
         return json.dumps(body, sort_keys=True, indent=1).encode()
 
     @classmethod
@@ -92,10 +98,14 @@ class Manifest:
                 ManifestEntry(str(f["path"]), int(f["size"]), str(f["hash"])) for f in body["files"]
             )
             iteration = body.get("iteration")
+            results = body.get("results") or []
+            if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+                raise ValueError("results must be a list of objects")
             return cls(
                 files,
                 None if iteration is None else int(iteration),
                 float(body.get("created", 0.0)),
+                tuple(results),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"manifest {where!r} is unreadable: {exc}") from exc
