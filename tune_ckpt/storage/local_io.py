@@ -114,8 +114,14 @@ class DurableFolder:
         return hash_file(path, self._read_buffer(size))
 
     def copy_in(self, relative: str, source: str) -> tuple[int, str]:
-        """Copy ``source`` in (and sync it) while hashing the source."""
+        """Copy ``source`` in (and sync it) while hashing the source. A small file is read
+        once into memory, then hashed and written from there."""
         size = os.path.getsize(source)
+        if size < SMALL:
+            with open(source, "rb") as src:
+                data = src.read()
+            _write_and_sync(memoryview(data), self._target(relative))
+            return hash_view(memoryview(data))
         self._in_background(size, _copy_and_sync, source, self._target(relative))
         return hash_file(source, self._read_buffer(size))
 
