@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 import ray
 from ray.cluster_utils import Cluster
+from s3server import MotoServer, run_moto
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -82,3 +83,19 @@ def cluster() -> Iterator[Cluster]:
     finally:
         _shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 server for the session, with the test bucket; AWS_* set for pyarrow."""
+    env = pytest.MonkeyPatch()
+    env.setenv("AWS_ACCESS_KEY_ID", "testing")
+    env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_PROFILE"):
+        env.delenv(name, raising=False)
+    try:
+        yield from run_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    finally:
+        env.undo()

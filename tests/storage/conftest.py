@@ -8,33 +8,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
-from s3server import BUCKET, MotoServer, free_port, run_moto
+from s3server import BUCKET, MotoServer, free_port
 
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
-
-
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """moto's S3 server for the session, with the test bucket; AWS_* set for pyarrow."""
-    env = pytest.MonkeyPatch()
-    env.setenv("AWS_ACCESS_KEY_ID", "testing")
-    env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_PROFILE"):
-        env.delenv(name, raising=False)
-    try:
-        yield from run_moto(tmp_path_factory.mktemp("moto") / "moto.log")
-    finally:
-        env.undo()
-
 
 Tree = dict[str, bytes]
 

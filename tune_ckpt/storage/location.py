@@ -90,6 +90,14 @@ def _s3_from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     return fs, root
 
 
+def _display(uri: str) -> str:
+    """A URI fit to show and log: no query (it may hold options) and no user info (it may
+    hold credentials, ``s3://key:secret@bucket``)."""
+    parsed = urllib.parse.urlsplit(uri.split("?", 1)[0])
+    netloc = parsed.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path, "", "")).rstrip("/")
+
+
 @dataclass(frozen=True)
 class StorageLocation:
     """A filesystem and a root path in it. Picklable, so workers can use it too.
@@ -126,8 +134,7 @@ class StorageLocation:
                 fs, root = _s3_from_uri(raw)
             else:
                 fs, root = pafs.FileSystem.from_uri(raw)
-        display = raw.split("?", 1)[0].rstrip("/")
-        return cls(fs, root.rstrip("/"), display)
+        return cls(fs, root.rstrip("/"), _display(raw))
 
     @property
     def is_local(self) -> bool:
