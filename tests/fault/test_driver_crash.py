@@ -181,3 +181,29 @@ def test_restore_rebuilds_history_from_checkpoint_manifests(tmp_path: Path) -> N
     assert resumed.metrics["restored_from"] == 6
     assert _iterations(resumed.path) == list(range(1, 8))  # 1-2 kept, 3-6 rebuilt, 7 new
     assert resumed.metrics["total"] == expected_total(7)
+
+
+def test_restore_skips_a_checkpoint_the_journal_names_but_storage_lost(tmp_path: Path) -> None:
+    """The journal records checkpoints 2, 4 and 6 of an unfinished trial, but 6 is gone from
+    storage: restore resumes from 4 and the history stays continuous."""
+    run = tune.RunConfig(
+        storage_path=str(tmp_path),
+        name="exp",
+        verbose=0,
+        stop={"training_iteration": 6},
+        checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2),
+    )
+    (done,) = tune.Tuner(
+        Accumulator, param_space={"marker_dir": str(tmp_path)}, run_config=run
+    ).fit()
+    journal = Path(done.path).parent / "experiment_journal.jsonl"
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [c["iteration"] for c in lines[-1]["checkpoints"]] == [2, 4, 6]
+    lines[-1]["status"] = "RUNNING"
+    journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    shutil.rmtree(Path(done.path) / "checkpoint_000006")
+
+    (resumed,) = tune.Tuner.restore(str(journal.parent), Accumulator).fit()
+    assert resumed.metrics["restored_from"] == 4
+    assert _iterations(resumed.path) == list(range(1, 7))
+    assert resumed.metrics["total"] == expected_total(6)
