@@ -42,50 +42,6 @@ class MotoServer:
         return pafs.S3FileSystem(endpoint_override=self.endpoint, scheme="http", **options)
 
 
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """Start moto's S3 server on a free port, create the test bucket, stop it at the end."""
-    env = pytest.MonkeyPatch()
-    env.setenv("AWS_ACCESS_KEY_ID", "testing")
-    env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_PROFILE"):
-        env.delenv(name, raising=False)
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed below, after the process ends
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"moto server exited with {proc.returncode}: {log_path.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"moto server did not listen within 20 s: {log_path.read_text()}")
-                time.sleep(0.05)
-        server = MotoServer("127.0.0.1", port)
-        server.filesystem(allow_bucket_creation=True).create_dir(BUCKET)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        env.undo()
-
-
 def run_moto(log_path: Path) -> Iterator[MotoServer]:
     """Start moto on a free port with the test bucket created; stop it when resumed."""
     port = free_port()

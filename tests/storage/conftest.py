@@ -15,32 +15,10 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 from s3server import BUCKET, MotoServer, free_port
+from trees import Tree, read_tree, write_tree  # noqa: F401 - re-exported to the tests
 
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
-
-Tree = dict[str, bytes]
-
-
-def write_tree(root: Path | str, files: Tree) -> Path:
-    """Write ``{relative path: bytes}`` under ``root`` and return ``root``."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    for rel, data in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return root
-
-
-def read_tree(root: Path | str) -> Tree:
-    """Every regular file under ``root`` as ``{relative path: bytes}``."""
-    found: Tree = {}
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            full = Path(dirpath) / name
-            found[full.relative_to(root).as_posix()] = full.read_bytes()
-    return found
 
 
 def unreachable_fs() -> pafs.S3FileSystem:
