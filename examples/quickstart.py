@@ -6,7 +6,7 @@ checkpoints by validation accuracy. The worker process of one trial kills itself
 5 on its first run, like a crashed or preempted machine; tune_ckpt restarts it in a new actor
 from checkpoint_000004 instead of from scratch.
 
-Run: python examples/quickstart.py [--storage-path DIR]
+Run: pip install -e ".[examples]" then python examples/quickstart.py [--storage-path DIR]
 """
 
 from __future__ import annotations
