@@ -16,6 +16,7 @@ import os
 import tempfile
 
 import numpy as np
+import ray
 
 import tune_ckpt as tune
 from tune_ckpt import air
@@ -65,6 +66,9 @@ def main() -> None:
     parser.add_argument("--storage-path", default=None, help="default: a new temporary folder")
     args = parser.parse_args()
     storage = args.storage_path or tempfile.mkdtemp(prefix="tune_ckpt_quickstart_")
+    # A local Ray instance of its own: ray.init() alone would join any cluster already
+    # running on this machine (Tuner.fit calls it when Ray is not initialised yet).
+    ray.init(address="local", include_dashboard=False)
     crash_marker = os.path.join(storage, "crashed-once")
 
     tuner = tune.Tuner(
