@@ -345,3 +345,23 @@ def test_credentials_in_the_uri_are_never_displayed(moto_server: MotoServer) -> 
     assert "s3cr3t" not in location.uri("trial/checkpoint_000001")
     location.write_bytes("probe.txt", b"x")  # the credentials still reach the backend
     assert location.read_bytes("probe.txt") == b"x"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "AWS Error NETWORK_CONNECTION during ListObjectsV2 operation: curlCode: 7, Could not "
+            "connect to server; Details: Failed to connect to 127.0.0.1:40351 after 0 ms",
+            StorageUnavailableError,
+        ),
+        ("AWS Error ACCESS_DENIED during HeadObject operation: HTTP 403", StoragePermissionError),
+        ("Bucket 'b' not found", StorageNotFoundError),
+        ("something else went wrong on port 14030", StorageError),
+    ],
+)
+def test_backend_messages_map_to_the_right_error(message: str, expected: type) -> None:
+    """Ports and hosts in a message do not decide its kind: port 40351 is not HTTP 403."""
+    error = translate_error(OSError(message), "s3://b/x")
+    assert type(error) is expected
+    assert error.path == "s3://b/x"

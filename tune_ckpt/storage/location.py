@@ -30,7 +30,8 @@ _NOT_FOUND = re.compile(
     r"NO_SUCH_BUCKET|NoSuchBucket|NoSuchKey|NOT_FOUND|does not exist|Bucket '[^']*' not found",
     re.I,
 )
-_DENIED = re.compile(r"ACCESS_DENIED|AccessDenied|Forbidden|Permission denied|403", re.I)
+# \b403\b: a bare "403" also matches port numbers such as 127.0.0.1:40351.
+_DENIED = re.compile(r"ACCESS_DENIED|AccessDenied|Forbidden|Permission denied|\b403\b", re.I)
 _UNREACHABLE = re.compile(
     r"curlCode|Couldn't connect|Connection refused|connect to server|NETWORK_CONNECTION|"
     r"timed out|Timeout|resolve host|Connection reset|Unable to connect",
@@ -43,12 +44,14 @@ def translate_error(exc: BaseException, path: str) -> StorageError:
     if isinstance(exc, StorageError):
         return exc
     message = str(exc).strip() or type(exc).__name__
+    # Unreachable first: a network failure's message names hosts and ports, whose digits or
+    # words must not pass for a missing bucket or a refusal.
+    if isinstance(exc, ConnectionError | TimeoutError) or _UNREACHABLE.search(message):
+        return StorageUnavailableError(path, message)
     if isinstance(exc, FileNotFoundError) or _NOT_FOUND.search(message):
         return StorageNotFoundError(path, message)
     if isinstance(exc, PermissionError) or _DENIED.search(message):
         return StoragePermissionError(path, message)
-    if isinstance(exc, ConnectionError | TimeoutError) or _UNREACHABLE.search(message):
-        return StorageUnavailableError(path, message)
     return StorageError(path, message)
 
 
