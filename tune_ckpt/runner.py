@@ -62,7 +62,6 @@ class _Slot:
     actor: Any
     resources: dict[str, float]
     files: ResultFiles
-    shares_storage: bool | None = None
     answered: bool = False  # the actor has completed a call, so it did start
     node_id: str = ""
 
@@ -71,7 +70,6 @@ class _Slot:
 class _Call:
     slot: _Slot
     kind: str  # "train" | "save_end" | "probe" | "restore" | "reset"
-    extra: Any = None
 
 
 @dataclass
@@ -416,7 +414,6 @@ class TrialRunner:
         ]
 
     def _restore(self, slot: _Slot, shares_storage: bool) -> None:
-        slot.shares_storage = shares_storage
         candidates = self._candidates(slot.trial)
         if shares_storage:
             ref = slot.actor.restore.remote(candidates)
@@ -518,7 +515,7 @@ class TrialRunner:
         trial = slot.trial
         if isinstance(exc, ActorUnavailableError) and slot.node_id:
             self._suspects[slot.node_id] = time.monotonic()
-            self._capacity.excluded = frozenset(self._suspect_nodes())
+            self._suspect_nodes()  # prunes the list and updates the capacity's exclusions
         if self._lost_before_start(slot, exc):
             logger.warning("trial %s: its new actor was lost before it started (%s); "
                            "rescheduling", trial.trial_id, type(exc).__name__)  # fmt: skip

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -43,19 +43,21 @@ from tune_ckpt.storage.local_io import (
 )
 from tune_ckpt.storage.location import StorageLocation, backend_errors
 from tune_ckpt.storage.manifest import (
+    CHUNK,
     MANIFEST_NAME,
     METADATA_NAME,
     UNLISTED,
     Manifest,
     ManifestEntry,
     digest,
-    new_hasher,
+    file_chunks,
+    hash_chunks,
+    view_chunks,
 )
 from tune_ckpt.storage.packing import PackedCheckpoint, local_files
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 8 * 1024 * 1024
 TMP_PREFIX = ".tmp_checkpoint_"
 TRASH_PREFIX = ".trash_checkpoint_"
 
@@ -74,35 +76,6 @@ class Committed:
         if it is None:
             it = paths.parse_checkpoint_dirname(paths.basename(self.path)) or 0
         return it
-
-
-def _file_chunks(src: Any, buffer: bytearray) -> Iterator[memoryview]:
-    """Chunks of a readable file, read into (and yielded as views of) ``buffer``."""
-    view = memoryview(buffer)
-    while True:
-        n = src.readinto(view)
-        if not n:
-            return
-        yield view[:n]
-
-
-def _view_chunks(view: memoryview) -> Iterator[memoryview]:
-    for start in range(0, len(view), CHUNK):
-        yield view[start : start + CHUNK]
-
-
-def _hash_through(
-    chunks: Iterable[memoryview], write: Callable[[memoryview], object] | None = None
-) -> tuple[int, str]:
-    """Hash a stream of chunks, passing each to ``write`` on the way: one pass over the data."""
-    hasher = new_hasher()
-    size = 0
-    for chunk in chunks:
-        hasher.update(chunk)
-        if write is not None:
-            write(chunk)
-        size += len(chunk)
-    return size, hasher.hexdigest()
 
 
 class CheckpointStore:
@@ -321,7 +294,7 @@ class CheckpointStore:
             rel = paths.join(relative, entry.path)
             try:
                 with backend_errors(loc.uri(rel)), loc.fs.open_input_stream(loc.path(rel)) as src:
-                    size, hexdigest = _hash_through(_file_chunks(src, buffer))
+                    size, hexdigest = hash_chunks(file_chunks(src, buffer))
             except StorageError as exc:
                 if loc.exists(rel):
                     raise
@@ -377,7 +350,7 @@ class CheckpointStore:
         if expected_digest and committed.manifest_digest != expected_digest:
             problems.append("manifest differs from the one recorded at commit")
         for entry in committed.manifest.files:
-            _, hexdigest = _hash_through(_view_chunks(packed.file(entry.path)))
+            _, hexdigest = hash_chunks(view_chunks(packed.file(entry.path)))
             if hexdigest != entry.content_hash:
                 problems.append(f"{entry.path}: content hash differs from the manifest")
         if problems:
@@ -492,13 +465,13 @@ ChunkSource = Callable[[bytearray, Callable[[memoryview], object]], tuple[int, s
 def _local_file_source(path: str) -> ChunkSource:
     def source(buffer: bytearray, write: Callable[[memoryview], object]) -> tuple[int, str]:
         with open(path, "rb", buffering=0) as src:
-            return _hash_through(_file_chunks(src, buffer), write)
+            return hash_chunks(file_chunks(src, buffer), write)
 
     return source
 
 
 def _view_source(view: memoryview) -> ChunkSource:
     def source(_buffer: bytearray, write: Callable[[memoryview], object]) -> tuple[int, str]:
-        return _hash_through(_view_chunks(view), write)
+        return hash_chunks(view_chunks(view), write)
 
     return source

@@ -14,9 +14,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from tune_ckpt.storage.manifest import new_hasher
-
-CHUNK = 8 * 1024 * 1024
+from tune_ckpt.storage.manifest import CHUNK, file_chunks, hash_chunks, view_chunks
 
 
 def fsync_path(path: str) -> None:
@@ -30,21 +28,12 @@ def fsync_path(path: str) -> None:
 
 def hash_file(path: str, buffer: bytearray) -> tuple[int, str]:
     """(size, content hash) of a file, read once through ``buffer``."""
-    hasher = new_hasher()
-    view = memoryview(buffer)
-    size = 0
     with open(path, "rb", buffering=0) as src:
-        while n := src.readinto(view):
-            hasher.update(view[:n])
-            size += n
-    return size, hasher.hexdigest()
+        return hash_chunks(file_chunks(src, buffer))
 
 
 def hash_view(view: memoryview) -> tuple[int, str]:
-    hasher = new_hasher()
-    for start in range(0, len(view), CHUNK):
-        hasher.update(view[start : start + CHUNK])
-    return len(view), hasher.hexdigest()
+    return hash_chunks(view_chunks(view))
 
 
 def _copy_and_sync(src: str, dst: str) -> None:

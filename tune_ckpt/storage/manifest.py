@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,40 @@ UNLISTED = frozenset({MANIFEST_NAME, METADATA_NAME})
 """Files inside a checkpoint folder that the manifest does not list."""
 
 
+CHUNK = 8 * 1024 * 1024
+"""The unit data is read, hashed and written in."""
+
+
 def new_hasher() -> Any:
     """A fresh content hasher (``update``, ``hexdigest``)."""
     return blake3.blake3()
+
+
+def file_chunks(src: Any, buffer: bytearray) -> Iterator[memoryview]:
+    """Chunks of a readable file, read into (and yielded as views of) ``buffer``."""
+    view = memoryview(buffer)
+    while n := src.readinto(view):
+        yield view[:n]
+
+
+def view_chunks(view: memoryview) -> Iterator[memoryview]:
+    for start in range(0, len(view), CHUNK):
+        yield view[start : start + CHUNK]
+
+
+def hash_chunks(
+    chunks: Iterable[memoryview], write: Callable[[memoryview], object] | None = None
+) -> tuple[int, str]:
+    """(size, content hash) of a stream of chunks, passing each to ``write`` on the way, so
+    data is hashed in the same pass that moves it."""
+    hasher = new_hasher()
+    size = 0
+    for chunk in chunks:
+        hasher.update(chunk)
+        if write is not None:
+            write(chunk)
+        size += len(chunk)
+    return size, hasher.hexdigest()
 
 
 @dataclass(frozen=True)
