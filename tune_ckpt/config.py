@@ -102,7 +102,9 @@ class RunConfig:
             ``(trial_id, result) -> bool``, or ``None`` to leave stopping to the trainable.
         checkpoint_config: see :class:`CheckpointConfig`.
         failure_config: see :class:`FailureConfig`.
-        verbose: 0 silent, 1 progress, 2 progress and every result.
+        verbose: 0 only warnings and errors (through logging); 1 a live table of the trials
+            on a terminal, plain lines elsewhere, and a summary; 2 also every result and
+            checkpoint (see :mod:`tune_ckpt.progress`).
         checkpoint_transfer: ``"auto"`` detects whether workers see the storage;
             ``"shared"`` makes workers persist their own checkpoints; ``"object_store"`` sends
             checkpoint bytes through Ray's object store to the driver, which persists them.

@@ -116,7 +116,9 @@ class Tuner:
         else:
             experiment, trials = self._new_experiment()
         marker = self._write_marker(experiment)
-        progress = Progress(self._run_config.verbose, self._tune_config.metric)
+        progress = Progress(
+            self._run_config.verbose, self._tune_config.metric, self._tune_config.mode
+        )
         journal = Journal(experiment)
         if self._restored is None:
             journal.write_header(self._name, self._settings(experiment))
@@ -124,6 +126,7 @@ class Tuner:
                 ResultFiles(experiment, trial.trial_dir).write_params(trial.config)
                 journal.record(trial)
             journal.flush()
+        progress.start(trials, experiment)
         try:
             runner = TrialRunner(
                 self._trainable_cls,
@@ -137,8 +140,9 @@ class Tuner:
             )
             runner.run()
         finally:
+            progress.stop()
             experiment.delete_file(marker)
-        progress.summary(trials, experiment.uri())
+        progress.summary()
         results = [
             Result.from_trial(t, experiment, self._run_config.checkpoint_config) for t in trials
         ]

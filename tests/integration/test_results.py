@@ -200,31 +200,6 @@ def test_num_samples_repeats_the_grid(tmp_path: Path) -> None:
             assert json.load(f) == result.config
 
 
-@pytest.mark.parametrize("verbose", [0, 1, 2])
-def test_verbose_output(tmp_path: Path, capsys: pytest.CaptureFixture[str], verbose: int) -> None:
-    """verbose=0 prints nothing; 1 prints starts, checkpoints, ends and a summary; 2 results."""
-    results = tune.Tuner(
-        Summing,
-        param_space={"inc": 1},
-        run_config=run_config(
-            tmp_path,
-            verbose=verbose,
-            stop={"training_iteration": 2},
-            checkpoint_config=air.CheckpointConfig(checkpoint_frequency=2),
-        ),
-    ).fit()
-    out = capsys.readouterr().out
-    if verbose == 0:
-        assert out == ""
-        return
-    trial_id = results[0].metrics["trial_id"]
-    assert f"trial {trial_id} started" in out
-    assert f"trial {trial_id} checkpoint {results[0].path}/checkpoint_000002" in out
-    assert f"trial {trial_id} TERMINATED at iteration 2" in out
-    assert f"1 trials (1 TERMINATED); results in {results.experiment_path}" in out
-    assert ("'total': 2" in out) == (verbose == 2)
-
-
 def test_fail_fast_raise_raises_trial_error(tmp_path: Path) -> None:
     """FailureConfig(fail_fast="raise") makes fit() raise the trial's error with its traceback."""
     tuner = tune.Tuner(
