@@ -61,11 +61,16 @@ def status_interval_s() -> float:
     return value
 
 
-def error_line(error: str | None) -> str:
-    """The exception line of a traceback (its last non-blank line), shortened to 200 chars."""
+def error_line(error: str | None, limit: int = 200) -> str:
+    """The exception line of a traceback (its last non-blank line); a longer one is cut at
+    the end of its first sentence (Ray's actor-death messages run to a paragraph), or at
+    ``limit`` characters."""
     lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
     line = lines[-1] if lines else "unknown error"
-    return line if len(line) <= 200 else line[:197] + "..."
+    if len(line) <= limit:
+        return line
+    end = line.find(". ", 20, limit)
+    return line[: end + 1] + " ..." if end > 0 else line[: limit - 3] + "..."
 
 
 class _ConsoleLogHandler(logging.Handler):

@@ -157,6 +157,10 @@ def test_error_line_is_the_exception_line() -> None:
     assert error_line(None) == "unknown error"
     long = error_line("E" * 500)
     assert len(long) == 200 and long.endswith("...")
+    ray_style = "The actor is dead because its worker process has died. Worker exit type: " + (
+        "SYSTEM_ERROR " * 30
+    )
+    assert error_line(ray_style) == "The actor is dead because its worker process has died. ..."
 
 
 def test_best_trial_follows_mode() -> None:
