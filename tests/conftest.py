@@ -46,10 +46,7 @@ def _ray_cleanup() -> Iterator[None]:
     _shutdown()
 
 
-@pytest.fixture
-def local_ray() -> None:
-    """A local Ray instance with 2 CPUs, started on first use and shared until a cluster
-    test replaces it."""
+def _start_local_ray() -> None:
     global _running
     if _running == "local" and ray.is_initialized():
         return
@@ -62,6 +59,20 @@ def local_ray() -> None:
         configure_logging=False,
     )
     _running = "local"
+
+
+@pytest.fixture
+def local_ray() -> None:
+    """A local Ray instance with 2 CPUs, started on first use and shared until a cluster
+    test replaces it."""
+    _start_local_ray()
+
+
+@pytest.fixture(scope="module")
+def module_local_ray() -> None:
+    """The same local Ray instance, for module-scoped fixtures (sweeps a module's tests
+    share). Tests that use Ray themselves still ask for ``local_ray``."""
+    _start_local_ray()
 
 
 @pytest.fixture

@@ -255,6 +255,54 @@ def test_sweep_of_clean_trial_removes_nothing(
     assert backend.store.sweep("missing_trial") == []
 
 
+def test_sweep_dry_run_reports_the_same_and_changes_nothing(
+    backend: Backend, make_dir: MakeDir, sample_files: Tree
+) -> None:
+    """sweep(dry_run=True) returns exactly what a real sweep then removes, and leaves every
+    file in place until that real sweep."""
+    backend.store.commit_local_dir(CKPT, str(make_dir(sample_files)), 1)
+    backend.put("trial_0/checkpoint_000005/model.bin", b"partial")
+    backend.put(f"trial_0/{TMP_PREFIX}000007_ab12cd34/model.bin", b"x")
+    backend.put(f"trial_0/{TRASH_PREFIX}000002_ef56ab78/model.bin", b"y")
+    before = backend.files("trial_0")
+    expected = sorted(
+        [
+            "trial_0/checkpoint_000005",
+            f"trial_0/{TMP_PREFIX}000007_ab12cd34",
+            f"trial_0/{TRASH_PREFIX}000002_ef56ab78",
+        ]
+    )
+    assert sorted(backend.store.sweep("trial_0", dry_run=True)) == expected
+    assert backend.files("trial_0") == before
+    assert sorted(backend.store.sweep("trial_0")) == expected
+    assert backend.files("trial_0") == [p for p in before if p.startswith(CKPT + "/")]
+    backend.store.verify(CKPT)
+
+
+def test_sweep_dry_run_reports_a_publish_without_doing_it(
+    local: Backend, make_dir: MakeDir, sample_files: Tree
+) -> None:
+    """A sealed temporary folder whose rename was interrupted is reported as published by a
+    dry run and stays where it is; a manifest-less folder it replaces is not reported as
+    removed, by the dry run or the real sweep."""
+    local.store.commit_local_dir(CKPT, str(make_dir(sample_files)), 1)
+    root = local.location.local_os_path("")
+    assert root is not None
+    tmp_name = f"{TMP_PREFIX}000001_0badc0de"
+    sealed = Path(root) / "trial_0" / tmp_name
+    os.rename(Path(root) / CKPT, sealed)
+    (Path(root) / CKPT).mkdir()  # a half-made folder at the target, without a manifest
+    (Path(root) / CKPT / "partial.bin").write_bytes(b"p")
+    dry = local.store.sweep_report("trial_0", dry_run=True)
+    assert dry.published == ((f"trial_0/{tmp_name}", CKPT),)
+    assert dry.removed == ()
+    assert sealed.exists() and local.store.list_committed("trial_0") == []
+    assert local.store.sweep_report("trial_0") == dry
+    assert not sealed.exists()
+    assert local.store.list_committed("trial_0") == [CKPT]
+    local.store.verify(CKPT)
+
+
 def test_staged_but_uncommitted_is_invisible_and_swept(local: Backend) -> None:
     """On local storage a staged folder is invisible until commit_staged; sweep removes it."""
     staged = Path(local.store.stage_local("trial_0/checkpoint_000005"))

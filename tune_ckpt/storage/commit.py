@@ -78,6 +78,20 @@ class Committed:
         return it
 
 
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep of one trial removed and published (or would, in a dry run).
+
+    Attributes:
+        removed: relative paths of the leftovers removed.
+        published: ``(temporary folder, checkpoint)`` relative paths of each sealed temporary
+            folder renamed into place.
+    """
+
+    removed: tuple[str, ...]
+    published: tuple[tuple[str, str], ...]
+
+
 class CheckpointStore:
     """Commit, list, verify, delete and sweep checkpoints under an experiment root."""
 
@@ -368,42 +382,68 @@ class CheckpointStore:
         self.location.delete_file(paths.join(relative, MANIFEST_NAME))
         self.location.delete_dir(relative)
 
-    def _finish_interrupted_publish(self, trial_relative: str, name: str) -> bool:
-        """A sealed temporary folder (manifest written) whose rename was interrupted while it
-        replaced a checkpoint: publish it rather than lose it. True if it was published."""
+    def _publish_target(self, trial_relative: str, name: str, taken: set[str]) -> str | None:
+        """The checkpoint a sealed temporary folder (manifest written) should become: its
+        rename was interrupted while it replaced a checkpoint, so it is published rather
+        than lost. None for anything else, or when ``taken`` (targets already planned) or a
+        committed checkpoint already holds that name."""
         target = _published_name(name)
         if target is None or not self.location.is_local:
-            return False
-        tmp_relative = paths.join(trial_relative, name)
+            return None
         target_relative = paths.join(trial_relative, target)
-        sealed = self.location.is_file(paths.join(tmp_relative, MANIFEST_NAME))
+        if target_relative in taken:
+            return None
+        sealed = self.location.is_file(paths.join(trial_relative, name, MANIFEST_NAME))
         if not sealed or self.location.is_file(paths.join(target_relative, MANIFEST_NAME)):
-            return False
-        self._publish_local(tmp_relative, target_relative)
-        return True
+            return None
+        return target_relative
 
-    def sweep(self, trial_relative: str) -> list[str]:
+    def sweep(self, trial_relative: str, dry_run: bool = False) -> list[str]:
         """Remove leftovers of interrupted writes under a trial: temporary and trash folders,
         and checkpoint folders without a manifest. A sealed temporary folder whose rename into
-        place was interrupted is published instead. Returns what was removed."""
+        place was interrupted is published instead. Returns what was removed; with
+        ``dry_run``, changes nothing and returns what would be removed."""
+        return list(self.sweep_report(trial_relative, dry_run).removed)
+
+    def sweep_report(self, trial_relative: str, dry_run: bool = False) -> SweepReport:
+        """:meth:`sweep`, reporting what was published as well as what was removed (or,
+        with ``dry_run``, what would be, without changing anything)."""
+        entries = self.location.list_dir(trial_relative)
+        published: list[tuple[str, str]] = []
+        taken: set[str] = set()
+        # Publishing is decided first, so a manifest-less folder about to be replaced by a
+        # publish is not also counted as removed, and a dry run reports what a real one does.
+        for info in entries:
+            name = paths.basename(info.path)
+            target = self._publish_target(trial_relative, name, taken)
+            if target is not None:
+                tmp_relative = paths.join(trial_relative, name)
+                if not dry_run:
+                    self._publish_local(tmp_relative, target)
+                published.append((tmp_relative, target))
+                taken.add(target)
+        sources = {tmp for tmp, _ in published}
         removed = []
-        for info in self.location.list_dir(trial_relative):
+        for info in entries:
             name = paths.basename(info.path)
             relative = paths.join(trial_relative, name)
-            if self._finish_interrupted_publish(trial_relative, name):
+            if relative in sources or relative in taken:
                 continue
             leftover = name.startswith((TMP_PREFIX, TRASH_PREFIX)) or (
                 paths.parse_checkpoint_dirname(name) is not None
                 and info.type == pafs.FileType.Directory
                 and not self.location.is_file(paths.join(relative, MANIFEST_NAME))
             )
-            if leftover:
-                if info.type == pafs.FileType.Directory:
-                    self.location.delete_dir(relative)
-                else:
-                    self.location.delete_file(relative)
-                removed.append(relative)
-        return removed
+            if not leftover:
+                continue
+            removed.append(relative)
+            if dry_run:
+                continue
+            if info.type == pafs.FileType.Directory:
+                self.location.delete_dir(relative)
+            else:
+                self.location.delete_file(relative)
+        return SweepReport(tuple(removed), tuple(published))
 
 
 class BackgroundDeleter:

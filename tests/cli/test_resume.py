@@ -1,0 +1,90 @@
+"""``tune-ckpt resume``: an experiment whose trial ended in ERROR completes through the CLI
+in a subprocess, which joins this test's local Ray instance (``--address``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import ray
+
+from .conftest import FAIL_AT, ITERATIONS, copy_experiment, run_cli, run_json, sweep_failed
+
+TRAINABLE = "cli._trainables:Counter"
+
+
+@pytest.fixture(scope="module")
+def failed(tmp_path_factory: pytest.TempPathFactory, module_local_ray: None) -> tuple[Path, str]:
+    """An experiment whose one trial raised at iteration FAIL_AT (it would not raise again),
+    and that trial's id."""
+    root = tmp_path_factory.mktemp("resume") / "root"
+    trial_id, _ = sweep_failed(root)
+    return root / "exp_failed", trial_id
+
+
+def results_of(experiment: Path) -> list[dict[str, object]]:
+    (trial_dir,) = [p for p in experiment.iterdir() if p.is_dir() and p.name.startswith("Counter_")]
+    lines = (trial_dir / "result.json").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_resume_errored_from_its_checkpoint(
+    failed: tuple[Path, str], tmp_path: Path, local_ray: None
+) -> None:
+    """Without a flag the errored trial is skipped (exit 1); --resume-errored runs it on from
+    its checkpoint to TERMINATED (exit 0)."""
+    experiment = copy_experiment(failed[0], tmp_path / "exp")
+    address = ray.get_runtime_context().gcs_address
+
+    skipped = run_json(
+        "resume", str(experiment), "--trainable", TRAINABLE, "--address", address, code=1
+    )
+    assert skipped["errored"] == [failed[1]]
+    assert skipped["statuses"] == {"ERROR": 1}
+
+    doc = run_json(
+        "resume",
+        str(experiment),
+        "--trainable",
+        TRAINABLE,
+        "--resume-errored",
+        "--address",
+        address,
+    )
+    assert doc["path"] == str(experiment)
+    assert doc["statuses"] == {"TERMINATED": 1} and doc["errored"] == []
+    assert doc["trials"] == [
+        {"trial_id": failed[1], "status": "TERMINATED", "iterations": ITERATIONS}
+    ]
+    results = results_of(experiment)
+    assert [r["training_iteration"] for r in results] == list(range(1, ITERATIONS + 1))
+    # Restored from checkpoint_000001, so two iterations since the restore.
+    assert results[-1]["iterations_since_restore"] == ITERATIONS - (FAIL_AT - 1)
+    (row,) = run_json("ls", str(experiment))["trials"]
+    assert (row["status"], row["num_checkpoints"]) == ("TERMINATED", ITERATIONS)
+
+
+def test_restart_errored_from_scratch(
+    failed: tuple[Path, str], tmp_path: Path, local_ray: None
+) -> None:
+    """--restart-errored runs the trial again from iteration 1; the table names the
+    experiment and the statuses."""
+    experiment = copy_experiment(failed[0], tmp_path / "exp")
+    address = ray.get_runtime_context().gcs_address
+    proc = run_cli(
+        "resume",
+        str(experiment),
+        "--trainable",
+        TRAINABLE,
+        "--restart-errored",
+        "--address",
+        address,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"Resumed {experiment}" in proc.stdout
+    assert "1: 1 TERMINATED" in proc.stdout
+    results = results_of(experiment)
+    assert [r["training_iteration"] for r in results] == list(range(1, ITERATIONS + 1))
+    assert results[-1]["iterations_since_restore"] == ITERATIONS
+    assert run_cli("verify", str(experiment)).returncode == 0

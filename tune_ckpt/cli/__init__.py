@@ -1,0 +1,305 @@
+"""``tune-ckpt``: inspect, verify, clean up and resume tune_ckpt experiments from a shell.
+
+Subcommands ``ls``, ``show``, ``verify``, ``gc`` and ``resume`` work on local paths,
+``file://`` and ``s3://`` URIs. Output is a table (rich) or, with ``--json``, one JSON
+document; errors are one line on stderr. Exit status: 0 success, 1 bad checkpoints
+(``verify``) or errored trials (``resume``), 2 a usage, experiment or storage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import ray
+
+from tune_ckpt.cli import gather
+from tune_ckpt.cli.render import render
+from tune_ckpt.errors import TrialError, TuneCkptError
+from tune_ckpt.tuner import Tuner
+
+PROG = "tune-ckpt"
+
+_JSON_HELP = {
+    "ls": """\
+--json, on an experiment:
+  {"kind": "experiment", "path", "name", "trainable", "created" (epoch seconds),
+   "metric", "mode" (TuneConfig's, or null), "statuses": {status: count},
+   "trials": [{"trial_id", "trial_dir", "status", "iterations" (training_iteration of the
+     last result), "best_metric" (best value of the metric over the trial's results, null
+     without a metric), "num_checkpoints" (committed on storage), "checkpoint_bytes"}]}
+--json, on a folder of experiments:
+  {"kind": "experiments", "path", "experiments": [{"name", "path", "trainable", "created",
+   "num_trials", "statuses": {status: count}, "error" (null, or why its journal is
+   unreadable)}]}""",
+    "show": """\
+--json:
+  {"kind": "trial", "experiment", "path", "trial_id", "trial_dir", "status", "config",
+   "num_failures", "num_preemptions", "error" (the exception line, or null), "traceback",
+   "metric", "mode", "last_result",
+   "checkpoints": [{"name", "path", "iteration", "metrics", "metrics_source" ("journal":
+     reported with the checkpoint; "results": the result of its iteration; or null), "size"
+     (bytes), "verified" (bool), "problems" ([one line per bad file])}]}""",
+    "verify": """\
+--json:
+  {"kind": "verify", "path", "verified" (count), "bad" (count),
+   "checkpoints": [{"experiment", "trial_id", "path", "iteration", "ok", "problems"}]}
+Exit status 1 when any checkpoint fails verification.""",
+    "gc": """\
+--json:
+  {"kind": "gc", "path", "dry_run", "removed": [{"experiment", "trial_id", "path"}],
+   "published": [{"experiment", "trial_id", "from", "to"}]}
+"published": a sealed temporary folder whose rename into place was interrupted, renamed
+now instead of removed.""",
+    "resume": """\
+--json:
+  {"kind": "resume", "path", "num_trials", "statuses": {status: count},
+   "errored": [trial ids], "trials": [{"trial_id", "status", "iterations"}]}
+The sweep's own progress goes to stderr with --json, so stdout holds only the document.
+Exit status 1 when a trial ended in ERROR.""",
+}
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _print_error(message: str) -> None:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (``tune-ckpt: error: ...``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _print_error(f"{message} (see {self.prog} --help)")
+        raise SystemExit(2)
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _emit(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        render(doc)
+
+
+def _ls(args: argparse.Namespace) -> int:
+    _emit(gather.ls(args.path), args.json)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    _emit(gather.show(args.path), args.json)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    doc = gather.verify(args.path)
+    _emit(doc, args.json)
+    return 1 if doc["bad"] else 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    _emit(gather.gc(args.path, dry_run=args.dry_run, force=args.force), args.json)
+    return 0
+
+
+def load_trainable(spec: str) -> Any:
+    """The object ``module:name`` names, imported with the current directory on sys.path
+    (as ``python -m`` has it), so a trainable defined next to the user's script is found."""
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise gather.CliError(
+            f"--trainable {spec!r} is invalid: give module:name, e.g. my_sweep:train_fn"
+        )
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise gather.CliError(
+            f"--trainable {spec!r}: cannot import {module_name!r}: {exc}"
+        ) from exc
+    except Exception as exc:  # the module itself raised while importing
+        raise gather.CliError(
+            f"--trainable {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError as exc:
+            raise gather.CliError(
+                f"--trainable {spec!r}: module {module_name!r} has no attribute {attribute!r}"
+            ) from exc
+    return target
+
+
+def _resume(args: argparse.Namespace) -> int:
+    experiment = gather.resolve(args.path)
+    if not gather.journal.exists(experiment):
+        raise gather.CliError(f"{experiment.uri()} holds no tune_ckpt experiment to resume")
+    trainable = load_trainable(args.trainable)
+    # Restore before Ray starts: a wrong trainable or a bad journal fails without it.
+    tuner = Tuner.restore(
+        args.path,
+        trainable,
+        resume_errored=args.resume_errored,
+        restart_errored=args.restart_errored,
+    )
+    if args.address:
+        try:
+            ray.init(address=args.address)
+        except (ConnectionError, TimeoutError, RuntimeError) as exc:  # what ray.init raises
+            raise gather.CliError(f"cannot reach Ray at --address {args.address}: {exc}") from exc
+    # With --json, stdout carries only the document: the sweep's progress goes to stderr.
+    progress_to = sys.stderr if args.json else sys.stdout
+    try:
+        with contextlib.redirect_stdout(progress_to):
+            tuner.fit()
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    doc = gather.resume_summary(experiment)
+    _emit(doc, args.json)
+    return 1 if doc["errored"] else 0
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+
+def _command(
+    commands: Any,
+    name: str,
+    summary: str,
+    run: Callable[[argparse.Namespace], int],
+    path_help: str,
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=_JSON_HELP[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("path", metavar="PATH", help=path_help)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tune-ckpt`` argument parser."""
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Inspect, verify, clean up and resume tune_ckpt experiments. PATH is a local "
+            "folder, a file:// or an s3:// URI (S3 honours AWS_ENDPOINT_URL and the usual "
+            "AWS_* variables)."
+        ),
+        epilog="\n\n".join(f"{PROG} {name}\n{text}" for name, text in _JSON_HELP.items())
+        + "\n\nExit status: 0 success; 1 bad checkpoints (verify) or errored trials (resume);"
+        " 2 usage, experiment or storage errors.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _command(
+        commands,
+        "ls",
+        "list the trials of an experiment, or the experiments in a folder",
+        _ls,
+        "an experiment folder, or a folder of experiments",
+    )
+    _command(
+        commands,
+        "show",
+        "show one trial: config, status, last result and its checkpoints on storage",
+        _show,
+        "EXPERIMENT/TRIAL: the trial's folder, or the experiment folder and the trial id",
+    )
+    _command(
+        commands,
+        "verify",
+        "check every committed checkpoint against its manifest",
+        _verify,
+        "an experiment folder, or a folder of experiments",
+    )
+    gc = _command(
+        commands,
+        "gc",
+        "remove the leftovers of interrupted checkpoint writes from every trial folder",
+        _gc,
+        "an experiment folder, or a folder of experiments",
+    )
+    gc.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed; change nothing"
+    )
+    gc.add_argument(
+        "--force",
+        action="store_true",
+        help="sweep even when a fit() marker is present (left behind by a killed driver)",
+    )
+    resume = _command(
+        commands,
+        "resume",
+        "continue an experiment: restore it and run its unfinished trials",
+        _resume,
+        "the experiment folder",
+    )
+    resume.add_argument(
+        "--trainable",
+        required=True,
+        metavar="MODULE:NAME",
+        help="the trainable the experiment was run with, e.g. my_sweep:train_fn",
+    )
+    errored = resume.add_mutually_exclusive_group()
+    errored.add_argument(
+        "--resume-errored",
+        action="store_true",
+        help="resume errored trials from their latest checkpoint",
+    )
+    errored.add_argument(
+        "--restart-errored", action="store_true", help="restart errored trials from scratch"
+    )
+    resume.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="the Ray cluster to join (ray.init(address=ADDR)); default: fit()'s ray.init()",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tune-ckpt`` with ``argv`` (default: the command line); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return int(args.run(args))
+    except TrialError as exc:  # FailureConfig(fail_fast="raise") re-raises from fit()
+        _print_error(f"a trial failed: {gather.exception_line(str(exc)) or exc}")
+        return 1
+    except TuneCkptError as exc:  # no experiment, unknown trial, storage errors, ...
+        _print_error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``tune-ckpt ls ... | head``): not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
