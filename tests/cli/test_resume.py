@@ -1,13 +1,17 @@
-"""``tune-ckpt resume``: an experiment whose trial ended in ERROR completes through the CLI
-in a subprocess, which joins this test's local Ray instance (``--address``)."""
+"""``tune-ckpt resume``: an experiment whose trial ended in ERROR, or whose driver was
+killed, completes through the CLI in a subprocess, which joins this test's local Ray
+instance (``--address``)."""
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 import ray
+from fault._driver import ITERATIONS as DRIVER_ITERATIONS
+from fault._driver import kill_driver_mid_sweep
 
 from .conftest import FAIL_AT, ITERATIONS, copy_experiment, run_cli, run_json, sweep_failed
 
@@ -87,4 +91,28 @@ def test_restart_errored_from_scratch(
     results = results_of(experiment)
     assert [r["training_iteration"] for r in results] == list(range(1, ITERATIONS + 1))
     assert results[-1]["iterations_since_restore"] == ITERATIONS
+    assert run_cli("verify", str(experiment)).returncode == 0
+
+
+def test_resume_after_the_driver_was_killed(tmp_path: Path, local_ray: None) -> None:
+    """A driver killed with SIGKILL leaves trials unfinished and its marker behind: ls shows
+    them unfinished, gc refuses without --force, and resume runs every trial to the end from
+    its checkpoints."""
+    kill_driver_mid_sweep(tmp_path, signal.SIGKILL)
+    experiment = tmp_path / "exp"
+    before = run_json("ls", str(experiment))["trials"]
+    assert len(before) == 3
+    assert any(t["status"] in ("RUNNING", "PENDING") for t in before), before
+
+    refused = run_cli("gc", str(experiment))
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("tune-ckpt: error:") and "--force" in refused.stderr
+
+    address = ray.get_runtime_context().gcs_address
+    trainable = "fault._trainables:accumulate_fn"
+    doc = run_json("resume", str(experiment), "--trainable", trainable, "--address", address)
+    assert doc["statuses"] == {"TERMINATED": 3} and doc["errored"] == []
+    assert [t["iterations"] for t in doc["trials"]] == [DRIVER_ITERATIONS] * 3
+    resumed = [t for t in before if t["iterations"] > 0]
+    assert resumed, "no trial had results when the driver was killed"
     assert run_cli("verify", str(experiment)).returncode == 0

@@ -1,11 +1,16 @@
 """A sweep driver run as its own process, so a test can kill it with SIGKILL.
 
-Usage: python -m fault._driver STORAGE_PATH RAY_ADDRESS (with tests/ on PYTHONPATH)
+Usage: python -m fault._driver STORAGE_PATH RAY_ADDRESS (with tests/ on PYTHONPATH), or
+:func:`kill_driver_mid_sweep` from a test.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import ray
 
@@ -15,6 +20,7 @@ from tune_ckpt import air
 from ._trainables import accumulate_fn
 
 ITERATIONS = 30
+TESTS_DIR = str(Path(__file__).resolve().parents[1])
 
 
 def tuner(storage_path: str) -> tune.Tuner:
@@ -28,6 +34,40 @@ def tuner(storage_path: str) -> tune.Tuner:
             checkpoint_config=air.CheckpointConfig(checkpoint_frequency=4, num_to_keep=2),
         ),
     )
+
+
+def committed_checkpoints(experiment: Path) -> dict[str, list[int]]:
+    """Committed checkpoint iterations per trial folder."""
+    found: dict[str, list[int]] = {}
+    for trial in sorted(experiment.glob("accumulate_fn_*")):
+        found[trial.name] = sorted(
+            int(c.name.split("_")[1])
+            for c in trial.glob("checkpoint_*")
+            if (c / ".tune_ckpt_manifest.json").exists()
+        )
+    return found
+
+
+def kill_driver_mid_sweep(storage: Path, signum: int) -> dict[str, list[int]]:
+    """Run this driver in a subprocess on the caller's Ray instance and send it ``signum``
+    once some trial has checkpoint 8; returns the checkpoints committed once it is gone.
+    The experiment is ``storage / "exp"``."""
+    env = dict(os.environ)  # PYTHONPATH holds tests/ (tests/conftest.py)
+    address = ray.get_runtime_context().gcs_address
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "fault._driver", str(storage), address], env=env, cwd=TESTS_DIR
+    )
+    experiment = storage / "exp"
+    deadline = time.monotonic() + 120
+    try:
+        while not any(8 in its for its in committed_checkpoints(experiment).values()):
+            assert driver.poll() is None, "the driver ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint appeared in time"
+            time.sleep(0.05)
+    finally:
+        driver.send_signal(signum)
+        driver.wait()
+    return committed_checkpoints(experiment)
 
 
 if __name__ == "__main__":

@@ -6,57 +6,19 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 
 import tune_ckpt as tune
 from tune_ckpt.errors import ExperimentError
 
-from ._driver import ITERATIONS
+from ._driver import ITERATIONS, kill_driver_mid_sweep
 from ._trainables import Accumulator, accumulate_fn, expected_total
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
-TESTS_DIR = str(Path(__file__).resolve().parents[1])
-
-
-def _checkpoints(experiment: Path) -> dict[str, list[int]]:
-    """Committed checkpoint iterations per trial folder."""
-    found: dict[str, list[int]] = {}
-    for trial in sorted(experiment.glob("accumulate_fn_*")):
-        found[trial.name] = sorted(
-            int(c.name.split("_")[1])
-            for c in trial.glob("checkpoint_*")
-            if (c / ".tune_ckpt_manifest.json").exists()
-        )
-    return found
-
-
-def _kill_driver_mid_sweep(storage: Path, signum: int) -> dict[str, list[int]]:
-    """Run the driver in a subprocess and send it ``signum`` once some trial has checkpoint 8;
-    returns the checkpoints committed once it is gone."""
-    env = dict(os.environ)  # PYTHONPATH holds tests/ (tests/conftest.py)
-    address = ray.get_runtime_context().gcs_address
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "fault._driver", str(storage), address], env=env, cwd=TESTS_DIR
-    )
-    experiment = storage / "exp"
-    deadline = time.monotonic() + 120
-    try:
-        while not any(8 in its for its in _checkpoints(experiment).values()):
-            assert driver.poll() is None, "the driver ended before it could be killed"
-            assert time.monotonic() < deadline, "no checkpoint appeared in time"
-            time.sleep(0.05)
-    finally:
-        driver.send_signal(signum)
-        driver.wait()
-    return _checkpoints(experiment)
 
 
 def _iterations(trial_path: str) -> list[int]:
@@ -69,7 +31,7 @@ def test_driver_killed_then_restore_from_moved_folder(tmp_path: Path, signum: in
     """Every trial ends with the metrics of a fault-free run, each resumed trial from the
     checkpoint storage held when the driver died, and all paths point at the new folder.
     SIGTERM unwinds the driver, which must not journal its running trials as finished."""
-    at_kill = _kill_driver_mid_sweep(tmp_path / "first", signum)
+    at_kill = kill_driver_mid_sweep(tmp_path / "first", signum)
     moved = tmp_path / "second" / "exp-moved"
     moved.parent.mkdir()
     shutil.move(str(tmp_path / "first" / "exp"), str(moved))
