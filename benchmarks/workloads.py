@@ -3,6 +3,9 @@
 Each workload runs in its own process (``python -m benchmarks.run_one NAME FRAMEWORK``) with
 ``tune`` bound to ``tune_ckpt`` or ``ray.tune``: the same code apart from that import. It
 prints one JSON object: its timings and, where asked, the driver's peak memory.
+
+The trainables report their setup, checkpoint writes, restores and crashes to
+``benchmarks.timeline``, which does nothing unless ``benchmarks/profile.py`` runs them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from types import ModuleType
 from typing import Any
 
 import ray
+
+from benchmarks import timeline
 
 MiB = 1024 * 1024
 
@@ -51,15 +56,21 @@ def _trainables(tune: ModuleType) -> dict[str, type]:
         """Trivial work, a 16-byte checkpoint; optionally crashes or sleeps."""
 
         def setup(self, config: dict[str, Any]) -> None:
+            timeline.setup_started(self)
             self.i = 0
+            self.first_step = True
 
         def step(self) -> dict[str, Any]:
             self.i += 1
+            if self.first_step:
+                timeline.event("first step", trial=str(self.trial_id), iteration=self.i)
+                self.first_step = False
             crash_at = self.config.get("crash_at")
             if crash_at and self.i == crash_at:
                 marker = os.path.join(self.config["marker_dir"], str(self.trial_id))
                 if not os.path.exists(marker):
                     open(marker, "w").close()
+                    timeline.event("crash (worker exits)", trial=str(self.trial_id))
                     os._exit(1)
             if self.config.get("node_dir"):
                 path = os.path.join(self.config["node_dir"], str(self.trial_id))
@@ -76,25 +87,33 @@ def _trainables(tune: ModuleType) -> dict[str, type]:
         def load_checkpoint(self, checkpoint_dir: str) -> None:
             with open(os.path.join(checkpoint_dir, "state")) as f:
                 self.i = int(f.read())
+            timeline.event("load_checkpoint", trial=str(self.trial_id), iteration=self.i)
+            self.first_step = True
 
     class Large(tune.Trainable):  # type: ignore[misc,name-defined]
         """A checkpoint of ``config["mib"]`` MiB of incompressible bytes."""
 
         def setup(self, config: dict[str, Any]) -> None:
+            timeline.setup_started(self)
             self.i = 0
             self.blob = os.urandom(config["mib"] * MiB)
+            timeline.event("setup done", trial=str(self.trial_id))
 
         def step(self) -> dict[str, Any]:
             self.i += 1
             return {"i": self.i}
 
         def save_checkpoint(self, checkpoint_dir: str) -> None:
+            start = time.time()
             with open(os.path.join(checkpoint_dir, "blob.bin"), "wb") as f:
                 f.write(self.blob)
+            timeline.event("save_checkpoint (trainable writes)", t0=start, trial=str(self.trial_id))
 
         def load_checkpoint(self, checkpoint_dir: str) -> None:
+            start = time.time()
             with open(os.path.join(checkpoint_dir, "blob.bin"), "rb") as f:
                 self.blob = f.read()
+            timeline.event("load_checkpoint", t0=start, trial=str(self.trial_id))
 
     return {"Tiny": Tiny, "Large": Large}
 
@@ -185,6 +204,7 @@ def node_loss(tune: ModuleType, storage: str) -> dict[str, Any]:
 
     # Ray's Cluster adds nodes only from the main thread, so the sweep runs in another one.
     runner = threading.Thread(target=sweep, daemon=True)
+    stop_watching = timeline.watch_nodes()  # only when profiling
     runner.start()
     removed_at = None
     while removed_at is None and runner.is_alive():
@@ -198,10 +218,14 @@ def node_loss(tune: ModuleType, storage: str) -> dict[str, Any]:
             if int(iteration) >= 40:
                 node = next(n for n in cluster.worker_nodes if n.node_id == node_id)
                 removed_at = time.perf_counter()
+                timeline.event("node removed", node=node_id, iteration=int(iteration))
                 cluster.remove_node(node, allow_graceful=False)
+                timeline.event("node remove returned; adding a node")
                 cluster.add_node(num_cpus=1)
+                timeline.event("node added")
         time.sleep(0.01)
     runner.join()
+    stop_watching()
     ray.shutdown()
     cluster.shutdown()
     shutil.rmtree(node_dir, ignore_errors=True)
