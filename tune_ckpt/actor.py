@@ -58,8 +58,15 @@ def checkpoint_due(result: dict[str, Any], frequency: int) -> bool:
 class TrialActor:
     """Hosts one trainable in a Ray actor; the runner wraps it with ``ray.remote``."""
 
-    def __init__(self, trainable_cls: type[Trainable], config: dict[str, Any],
+    def __init__(self, trainable: type[Trainable] | bytes, config: dict[str, Any],
                  ctx: TrialContext) -> None:  # fmt: skip
+        """``trainable``: the class, or the class pickled with cloudpickle (the runner's
+        way of sending it, see ``TrialRunner``)."""
+        from ray import cloudpickle
+
+        trainable_cls: type[Trainable] = (
+            cloudpickle.loads(trainable) if isinstance(trainable, bytes) else trainable
+        )
         self._cls = trainable_cls
         self._ctx = ctx
         self._writer = CheckpointWriter(ctx)

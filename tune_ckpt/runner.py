@@ -151,7 +151,14 @@ class TrialRunner:
             t for t in trials if t.status == TrialStatus.PENDING
         )
         self._actor_cls: Any = ray.remote(TrialActor)
-        self._trainable_ref = ray.put(trainable_cls)
+        # Pickled once and passed by value, not ray.put: a put object is also fetched from
+        # nodes that cached it, and after a node is lost Ray keeps listing it as a source
+        # until the node is declared dead, so a replacement actor could stall ~10 s in a
+        # failed fetch. Ray sends arguments under 100 KiB inline; a larger class becomes a
+        # new object owned by this driver at each actor start.
+        from ray import cloudpickle
+
+        self._trainable_blob = cloudpickle.dumps(trainable_cls)
         self._idle_actors: list[tuple[Any, dict[str, float]]] = []
         self._abort: BaseException | None = None
         self._startup_losses: dict[str, int] = {}
@@ -261,7 +268,7 @@ class TrialRunner:
         if "memory" in request:
             options["memory"] = request["memory"]
         actor = self._actor_cls.options(**options).remote(
-            self._trainable_ref, trial.config, self._context(trial)
+            self._trainable_blob, trial.config, self._context(trial)
         )
         slot = _Slot(trial, actor, request, files)
         self._slots[trial.trial_id] = slot
