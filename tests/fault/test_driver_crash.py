@@ -20,7 +20,6 @@ from ._trainables import Accumulator, accumulate_fn, expected_total
 pytestmark = pytest.mark.usefixtures("local_ray")
 
 
-
 def _iterations(trial_path: str) -> list[int]:
     with open(os.path.join(trial_path, "result.json")) as f:
         return [json.loads(line)["training_iteration"] for line in f if line.strip()]
