@@ -14,9 +14,8 @@ import tune_ckpt as tune
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
 
-from ._driver import ITERATIONS
+from ._driver import ITERATIONS, kill_driver_mid_sweep
 from ._trainables import accumulate_fn, expected_total
-from .test_driver_crash import _kill_driver_mid_sweep
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("local_ray")
 def test_experiment_moves_local_to_s3_and_back(tmp_path: Path, moto_server: MotoServer) -> None:
     """Resumed on S3, every trial finishes with fault-free metrics and S3 paths; copied back
     to local disk, the finished experiment restores with local paths and the same results."""
-    _kill_driver_mid_sweep(tmp_path / "local", signal.SIGKILL)
+    kill_driver_mid_sweep(tmp_path / "local", signal.SIGKILL)
     prefix = f"moved-{uuid.uuid4().hex[:8]}/exp"
     s3 = moto_server.filesystem(access_key="testing", secret_key="testing")
     pafs.copy_files(
