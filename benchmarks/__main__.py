@@ -112,8 +112,17 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS), default=None)
     parser.add_argument("--timeout", type=float, default=900.0, help="per run, seconds")
     parser.add_argument("--skip-plot", action="store_true")
-    parser.add_argument("--out", default=os.path.join(HERE, "results.jsonl"))
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="default: benchmarks/results.jsonl for a full run, "
+        "benchmarks/results.partial.jsonl with --only or --skip-plot (not kept in git)",
+    )
     args = parser.parse_args()
+    if args.out is None:
+        # A partial run must not overwrite the figures benchmarks/README.md quotes.
+        partial = args.only is not None or args.skip_plot
+        args.out = os.path.join(HERE, "results.partial.jsonl" if partial else "results.jsonl")
     if not ray_tune_installed():
         print("# Ray Tune is not installed: tune_ckpt figures only (pip install -e '.[bench]')")
     lines = []
