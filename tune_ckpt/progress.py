@@ -236,14 +236,18 @@ class Progress:
     def finished(self, trial: Trial) -> None:
         if self.verbose == 0 or self._live is not None:
             return
-        metric = ""
-        if self.metric:
-            metric = f" {self.metric}={format_value(lookup(trial.last_result, self.metric))}"
+        metric = self._metric_text(trial)
         checkpoint = latest_checkpoint_name(trial)
         self._line(
             f"trial {trial.trial_id} {trial.status.value} at iteration {trial.iteration}"
             f"{metric}" + (f", latest checkpoint {checkpoint}" if checkpoint else "")
         )
+
+    def _metric_text(self, trial: Trial) -> str:
+        """`` val_acc=0.93``, or nothing without a metric."""
+        if not self.metric:
+            return ""
+        return f" {self.metric}={format_value(lookup(trial.last_result, self.metric))}"
 
     # -- periodic and final output ---------------------------------------------------------
 
@@ -254,9 +258,7 @@ class Progress:
         self._line(f"{elapsed} · {status_counts(trials)}")
         running = [t for t in trials if t.status == TrialStatus.RUNNING]
         for trial in running[:_MAX_STATUS_LINES]:
-            metric = ""
-            if self.metric:
-                metric = f" {self.metric}={format_value(lookup(trial.last_result, self.metric))}"
+            metric = self._metric_text(trial)
             checkpoint = latest_checkpoint_name(trial) or "none"
             self._line(
                 f"  trial {trial.trial_id} iteration {trial.iteration}{metric} "
