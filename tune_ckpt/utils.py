@@ -46,8 +46,18 @@ def validate_save_restore(
     Returns True; raises SaveRestoreError saying what differed.
     """
     cls = as_trainable_class(trainable_cls)
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int | float) or not num_gpus >= 0:
+        raise ValueError(f"num_gpus={num_gpus!r} is invalid: a number >= 0")
     if not ray.is_initialized():
         ray.init()
+    # Both actors live at once; asking for more GPUs than the cluster has would leave the
+    # second pending forever instead of failing.
+    gpus = float(ray.cluster_resources().get("GPU", 0.0))
+    if 2 * num_gpus > gpus:
+        raise ValueError(
+            f"num_gpus={num_gpus!r} is more than the cluster can give: the check runs two "
+            f"actors at once, {2 * num_gpus:g} GPUs in all, and the cluster has {gpus:g}"
+        )
     tmp = tempfile.mkdtemp(prefix="tune_ckpt_validate_")
     actor_cls: Any = ray.remote(TrialActor).options(num_cpus=0, num_gpus=num_gpus)
     transfer: TransferMode = "object_store" if use_object_store else "shared"

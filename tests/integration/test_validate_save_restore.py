@@ -116,3 +116,11 @@ def test_function_trainable_passes() -> None:
     """A function trainable resuming from get_checkpoint() passes too."""
     assert validate_save_restore(counting_fn)
     assert validate_save_restore(counting_fn, use_object_store=True)
+
+
+@pytest.mark.parametrize("num_gpus", [1, -1, "1"])
+def test_gpus_the_cluster_lacks_fail_at_once(num_gpus: Any) -> None:
+    """num_gpus beyond the cluster's GPUs (none here) or not a number >= 0 is a ValueError
+    naming it, raised before any actor is created rather than a check that never ends."""
+    with pytest.raises(ValueError, match=f"num_gpus={num_gpus!r}"):
+        validate_save_restore(GoodDict, num_gpus=num_gpus)
