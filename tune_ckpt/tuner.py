@@ -109,6 +109,10 @@ class Tuner:
         A trial's exception does not raise here (see ``Result.error``) unless
         ``FailureConfig(fail_fast="raise")``.
         """
+        # Built first: a bad TUNE_CKPT_STATUS_INTERVAL_S fails before anything is written.
+        progress = Progress(
+            self._run_config.verbose, self._tune_config.metric, self._tune_config.mode
+        )
         if not ray.is_initialized():
             ray.init()
         if self._restored is not None:
@@ -116,18 +120,17 @@ class Tuner:
         else:
             experiment, trials = self._new_experiment()
         marker = self._write_marker(experiment)
-        progress = Progress(
-            self._run_config.verbose, self._tune_config.metric, self._tune_config.mode
-        )
         journal = Journal(experiment)
-        if self._restored is None:
-            journal.write_header(self._name, self._settings(experiment))
-            for trial in trials:
-                ResultFiles(experiment, trial.trial_dir).write_params(trial.config)
-                journal.record(trial)
-            journal.flush()
-        progress.start(trials, experiment)
         try:
+            # The marker goes whatever fails from here: a marker left behind makes
+            # tune-ckpt gc treat the experiment as running.
+            if self._restored is None:
+                journal.write_header(self._name, self._settings(experiment))
+                for trial in trials:
+                    ResultFiles(experiment, trial.trial_dir).write_params(trial.config)
+                    journal.record(trial)
+                journal.flush()
+            progress.start(trials, experiment)
             runner = TrialRunner(
                 self._trainable_cls,
                 trials,

@@ -146,3 +146,15 @@ def test_errored_trial_is_listed_in_the_summary(
     assert "1 ERROR" in out
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.name for r in errors] == ["tune_ckpt.progress"]
+
+
+def test_bad_status_interval_fails_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad TUNE_CKPT_STATUS_INTERVAL_S is a ValueError naming it, raised by fit() before
+    the experiment folder is created."""
+    monkeypatch.setenv(STATUS_INTERVAL_ENV, "often")
+    tuner = tune.Tuner(Counting, param_space={"inc": 1}, run_config=run_config(tmp_path, verbose=1))
+    with pytest.raises(ValueError, match=f"{STATUS_INTERVAL_ENV}='often'"):
+        tuner.fit()
+    assert not (tmp_path / "exp").exists()
