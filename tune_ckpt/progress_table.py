@@ -24,12 +24,13 @@ MAX_ROWS = 20
 """Rows shown at most; the rest are counted in the caption. Running trials come first."""
 
 _ORDER = {TrialStatus.RUNNING: 0, TrialStatus.ERROR: 1, TrialStatus.PENDING: 2}
-_STYLE = {
-    TrialStatus.RUNNING: "bold cyan",
-    TrialStatus.PENDING: "yellow",
-    TrialStatus.TERMINATED: "green",
-    TrialStatus.ERROR: "bold red",
+STATUS_STYLE = {
+    TrialStatus.RUNNING.value: "bold cyan",
+    TrialStatus.PENDING.value: "yellow",
+    TrialStatus.TERMINATED.value: "green",
+    TrialStatus.ERROR.value: "bold red",
 }
+"""How a status is coloured, in the live table and in the CLI's tables alike."""
 
 
 def format_value(value: Any) -> str:
@@ -150,7 +151,7 @@ class ProgressTable:
             cells: list[str | Text] = [row[name] for name in columns]
             if "status" in columns:
                 index = list(columns).index("status")
-                cells[index] = Text(row["status"], style=_STYLE[trial.status])
+                cells[index] = Text(row["status"], style=STATUS_STYLE[trial.status.value])
             table.add_row(*cells)
         shown_ids = {id(t) for t in shown}
         hidden = [t for t in self._trials if id(t) not in shown_ids]

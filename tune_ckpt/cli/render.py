@@ -17,11 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from tune_ckpt.metrics import lookup
+from tune_ckpt.progress_table import STATUS_STYLE
 from tune_ckpt.result import AUTO_FILLED, NUM_FAILURES, NUM_PREEMPTIONS
 
 Doc = dict[str, Any]
 
-_STATUS_STYLE = {"TERMINATED": "green", "ERROR": "bold red", "RUNNING": "yellow", "PENDING": "dim"}
 _BOOKKEEPING = frozenset(AUTO_FILLED) | {NUM_FAILURES, NUM_PREEMPTIONS}
 """Result fields every trial has: left out of the compact metrics of a checkpoint."""
 
@@ -42,7 +42,7 @@ def _text(value: Any, style: str = "") -> Text:
 
 
 def _status(status: str) -> Text:
-    return Text(status, style=_STATUS_STYLE.get(status, ""))
+    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def _number(value: Any) -> str:
