@@ -54,9 +54,10 @@ Exit status 1 when any checkpoint fails verification.""",
     "gc": """\
 --json:
   {"kind": "gc", "path", "dry_run", "removed": [{"experiment", "trial_id", "path"}],
-   "published": [{"experiment", "trial_id", "from", "to"}]}
+   "published": [{"experiment", "trial_id", "from", "to"}],
+   "markers": [{"experiment", "path"}]}
 "published": a sealed temporary folder whose rename into place was interrupted, renamed
-now instead of removed.""",
+now instead of removed. "markers": fit() markers removed by --force (empty without it).""",
     "resume": """\
 --json:
   {"kind": "resume", "path", "num_trials", "statuses": {status: count},
@@ -247,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--force",
         action="store_true",
-        help="sweep even when a fit() marker is present (left behind by a killed driver)",
+        help="sweep even when a fit() marker is present (left behind by a killed driver), "
+        "and remove the marker",
     )
     resume = _command(
         commands,

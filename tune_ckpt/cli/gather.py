@@ -388,7 +388,9 @@ def gc(path: str, dry_run: bool = False, force: bool = False) -> Doc:
     """``gc PATH``: sweep the leftovers of interrupted writes from every trial folder.
 
     Refuses (CliError) an experiment with a ``fit()`` marker unless ``force``: while a
-    driver runs, its temporary folders are writes in progress, not leftovers.
+    driver runs, its temporary folders are writes in progress, not leftovers. With
+    ``force`` the markers go too, since only a driver that died leaves one behind; a marker
+    left in place would make every later ``gc`` refuse again.
     """
     location = resolve(path)
     experiments = experiments_at(location)
@@ -406,6 +408,7 @@ def gc(path: str, dry_run: bool = False, force: bool = False) -> Doc:
             )
     removed: list[Doc] = []
     published: list[Doc] = []
+    stale_markers: list[Doc] = []
     for experiment in experiments:
         _, trials = journal.load(experiment)
         store = CheckpointStore(experiment)
@@ -428,12 +431,18 @@ def gc(path: str, dry_run: bool = False, force: bool = False) -> Doc:
                         "to": experiment.uri(target),
                     }
                 )
+        # Swept first: had the sweep failed, the marker would still say the run is unclean.
+        for marker in markers(experiment) if force else []:
+            if not dry_run:
+                experiment.delete_file(marker)
+            stale_markers.append({"experiment": experiment.uri(), "path": experiment.uri(marker)})
     return {
         "kind": "gc",
         "path": location.uri(),
         "dry_run": dry_run,
         "removed": removed,
         "published": published,
+        "markers": stale_markers,
     }
 
 

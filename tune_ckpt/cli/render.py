@@ -239,6 +239,7 @@ def _gc(doc: Doc, console: Console) -> None:
         ("would publish" if dry else "published", f"{p['from']} -> {p['to']}")
         for p in doc["published"]
     ]
+    rows += [("would remove" if dry else "removed", m["path"]) for m in doc["markers"]]
     if rows:
         _heading(console, f"Leftovers in {doc['path']}")
         table = Table()
@@ -248,10 +249,13 @@ def _gc(doc: Doc, console: Console) -> None:
             table.add_row(_text(action), _text(path))
         console.print(table)
     removed, published = len(doc["removed"]), len(doc["published"])
+    marker_note = f", {len(doc['markers'])} fit() marker(s)" if doc["markers"] else ""
     if dry:
-        summary = f"dry run: would remove {removed}, publish {published}; nothing changed"
+        summary = (
+            f"dry run: would remove {removed}{marker_note}, publish {published}; nothing changed"
+        )
     else:
-        summary = f"{removed} removed, {published} published"
+        summary = f"{removed} removed{marker_note}, {published} published"
     console.print(Text(summary))
 
 
