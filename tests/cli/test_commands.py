@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 from tune_ckpt.persistence import MARKER_PREFIX
@@ -307,6 +308,22 @@ def test_resume_with_bad_trainable(experiments: Experiments) -> None:
     for spec, message in cases.items():
         proc = run_cli("resume", path, "--trainable", spec, "--address", "127.0.0.1:1")
         assert_usage_error(proc, message)
+
+
+def test_resume_with_unreachable_address(experiments: Experiments) -> None:
+    """An --address nobody listens on: exit 2 with one line in seconds, not Ray's minutes of
+    retries, and the experiment is left as it was."""
+    with socket.socket() as probe:  # a port that was free a moment ago, now closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    before = run_json("ls", str(experiments.failed))
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        proc = run_cli(
+            "resume", str(experiments.failed), "--trainable", "cli._trainables:Counter",
+            "--address", address, timeout=60,
+        )  # fmt: skip
+        assert_usage_error(proc, f"cannot reach Ray at --address {address}")
+    assert run_json("ls", str(experiments.failed)) == before
 
 
 def test_bad_arguments() -> None:

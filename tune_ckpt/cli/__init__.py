@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -25,6 +26,8 @@ from tune_ckpt.errors import TrialError, TuneCkptError
 from tune_ckpt.tuner import Tuner
 
 PROG = "tune-ckpt"
+# How long resume waits for a TCP answer from --address before giving up.
+_CONNECT_TIMEOUT_S = 5.0
 
 _JSON_HELP = {
     "ls": """\
@@ -146,6 +149,20 @@ def load_trainable(spec: str) -> Any:
     return target
 
 
+def _check_reachable(address: str) -> None:
+    """Fail in seconds on a ``host:port`` or ``ray://host:port`` nobody listens on, where
+    ray.init keeps retrying for minutes. Other forms (``auto``, ``local``) are Ray's to
+    resolve."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), _CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise gather.CliError(f"cannot reach Ray at --address {address}: {exc}") from exc
+
+
 def _resume(args: argparse.Namespace) -> int:
     experiment = gather.resolve(args.path)
     if not gather.journal.exists(experiment):
@@ -159,6 +176,7 @@ def _resume(args: argparse.Namespace) -> int:
         restart_errored=args.restart_errored,
     )
     if args.address:
+        _check_reachable(args.address)
         try:
             ray.init(address=args.address)
         except (ConnectionError, TimeoutError, RuntimeError) as exc:  # what ray.init raises
