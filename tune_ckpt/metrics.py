@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-_MISSING = object()
+_NON_FINITE = ("inf", "-inf", "nan")
 
 
 def lookup(metrics: Mapping[str, Any], name: str, default: Any = None) -> Any:
@@ -22,12 +22,37 @@ def lookup(metrics: Mapping[str, Any], name: str, default: Any = None) -> Any:
     return node
 
 
+def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level, keys joined with ``/`` (``{"a": {"b": 1}}`` gives
+    ``{"a/b": 1}``), the names ``lookup`` accepts and Ray Tune's dataframes use."""
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
+
+
 def as_score(value: Any) -> float | None:
     """A value usable for ranking: a real, non-NaN number (bools excluded), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     score = float(value)
     return None if math.isnan(score) else score
+
+
+def revived(value: Any) -> Any:
+    """``value`` read back from JSON written by ``jsonable``: the strings it made of
+    infinities and NaN are floats again."""
+    if isinstance(value, str) and value in _NON_FINITE:
+        return float(value)
+    if isinstance(value, dict):
+        return {k: revived(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [revived(v) for v in value]
+    return value
 
 
 def jsonable(value: Any) -> Any:

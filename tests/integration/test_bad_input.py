@@ -172,6 +172,7 @@ def plain_grid(tmp_path_factory: pytest.TempPathFactory) -> tune.ResultGrid:
         ({"mode": "max"}, "give both metric and mode"),
         ({"metric": "count", "mode": "best"}, "mode='best' is invalid"),
         ({"metric": "missing", "mode": "max"}, "no trial reported a numeric 'missing'"),
+        ({"metric": "count", "mode": "max", "scope": "best"}, "scope='best' is invalid: one of"),
     ],
 )
 def test_get_best_result_bad_metric_or_mode(
@@ -180,6 +181,21 @@ def test_get_best_result_bad_metric_or_mode(
     """get_best_result without a usable metric/mode pair raises ValueError saying why."""
     with pytest.raises(ValueError, match=pattern):
         plain_grid.get_best_result(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"filter_metric": "count", "filter_mode": "best"}, "filter_mode='best' is invalid"),
+        ({"filter_mode": "max"}, "needs filter_metric"),
+    ],
+)
+def test_get_dataframe_bad_filter(
+    plain_grid: tune.ResultGrid, kwargs: dict[str, Any], pattern: str
+) -> None:
+    """get_dataframe with an unknown filter_mode, or one without filter_metric: ValueError."""
+    with pytest.raises(ValueError, match=pattern):
+        plain_grid.get_dataframe(**kwargs)
 
 
 def test_unwritable_storage_path_fails_before_any_trial(tmp_path: Path) -> None:

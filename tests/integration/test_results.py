@@ -225,3 +225,91 @@ def test_fail_fast_stops_the_sweep(tmp_path: Path) -> None:
     for result in results[1:]:
         assert result.error is None
         assert "training_iteration" not in result.metrics
+
+
+# Per trial, the values of "v" it reports: each scope picks a different trial (mode max).
+SEQUENCES = {
+    "spike": [10, 0, 0, 0, 0, 0],  # best ever: 10
+    "steady": [0, 2, 2, 2, 2, 2],  # best mean of the last 5: 2
+    "front": [9, 1, 1, 1, 1, 1],  # best mean of all: 2.33
+    "late": [0, 0, 0, 0, 0, 2.5],  # best last value: 2.5
+    "inf": [0, math.inf, 0, 0, 0, 0],  # written to result.json as "inf"
+}
+
+
+def sequence_fn(config: dict[str, Any]) -> None:
+    for value in SEQUENCES[config["name"]]:
+        session.report({"v": value, "eval": {"neg": -value}})
+
+
+@pytest.fixture(scope="module")
+def sequences(tmp_path_factory: pytest.TempPathFactory) -> tune.ResultGrid:
+    """One trial per SEQUENCES entry, with a nested config and a nested metric."""
+    return tune.Tuner(
+        sequence_fn,
+        param_space={"name": tune.grid_search(list(SEQUENCES)), "opt": {"lr": 0.5}},
+        run_config=run_config(tmp_path_factory.mktemp("sequences")),
+    ).fit()
+
+
+@pytest.mark.parametrize(
+    ("scope", "mode", "expected"),
+    [
+        ("last", "max", "late"),
+        ("all", "max", "spike"),
+        ("avg", "max", "front"),
+        ("last-10-avg", "max", "front"),
+        ("last-5-avg", "max", "steady"),
+        ("last-5-avg", "min", "spike"),
+        ("last", "min", "spike"),
+    ],
+)
+def test_get_best_result_scope(
+    sequences: tune.ResultGrid, scope: str, mode: str, expected: str
+) -> None:
+    """scope ranks each trial by its last value, its mean, the mean of its last 5 or 10, or
+    its best value ever, read from the trial's result history."""
+    assert sequences.get_best_result("v", mode, scope=scope).config["name"] == expected
+    # The same ranking through the nested name, mode reversed.
+    flipped = "min" if mode == "max" else "max"
+    assert sequences.get_best_result("eval/neg", flipped, scope=scope).config["name"] == expected
+
+
+def test_get_best_result_scope_and_infinity(sequences: tune.ResultGrid) -> None:
+    """An infinity in the history makes the trial's "all" value infinite: skipped by
+    default, picked with filter_nan_and_inf=False."""
+    assert sequences.get_best_result("v", "max", scope="all").config["name"] == "spike"
+    best = sequences.get_best_result("v", "max", scope="all", filter_nan_and_inf=False)
+    assert best.config["name"] == "inf"
+
+
+def test_result_history_and_metrics_dataframe(sequences: tune.ResultGrid) -> None:
+    """Result.history() is every reported result; metrics_dataframe flattens nested ones."""
+    for result in sequences:
+        values = SEQUENCES[result.config["name"]]
+        assert [r["v"] for r in result.history()] == values
+        df = result.metrics_dataframe
+        assert list(df["v"]) == values
+        assert list(df["eval/neg"]) == [-v for v in values]
+        assert list(df["training_iteration"]) == list(range(1, len(values) + 1))
+
+
+def test_get_dataframe_flattens_and_filters(sequences: tune.ResultGrid) -> None:
+    """get_dataframe flattens metrics and config to a/b columns; with filter_metric and
+    filter_mode each row is the trial's result where the metric was best (earliest of ties)."""
+    last = sequences.get_dataframe()
+    assert list(last["config/name"]) == list(SEQUENCES)
+    assert list(last["config/opt/lr"]) == [0.5] * len(SEQUENCES)
+    assert list(last["v"]) == [values[-1] for values in SEQUENCES.values()]
+    assert list(last["eval/neg"]) == [-values[-1] for values in SEQUENCES.values()]
+    assert list(last["logdir"]) == list(last["path"]) == [r.path for r in sequences]
+
+    best = sequences.get_dataframe(filter_metric="v", filter_mode="max")
+    assert list(best["v"]) == [max(values) for values in SEQUENCES.values()]
+    first_max = [values.index(max(values)) + 1 for values in SEQUENCES.values()]
+    assert list(best["training_iteration"]) == first_max
+    lowest = sequences.get_dataframe(filter_metric="eval/neg", filter_mode="min")
+    assert list(lowest["training_iteration"]) == first_max
+    earliest_min = [values.index(min(values)) + 1 for values in SEQUENCES.values()]
+    worst = sequences.get_dataframe(filter_metric="v", filter_mode="min")
+    assert list(worst["training_iteration"]) == earliest_min
