@@ -10,6 +10,7 @@ growth with the number of trials and the checkpoint size is plotted to benchmark
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib.util
 import json
 import os
@@ -26,6 +27,15 @@ FRAMEWORKS = ("tune_ckpt", "ray_tune")
 
 def ray_tune_installed() -> bool:
     return importlib.util.find_spec("ray.tune") is not None
+
+
+def compile_tune_ckpt() -> None:
+    """Write tune_ckpt's .pyc files, as a regular pip install does for Ray Tune. An editable
+    install has none, and with PYTHONDONTWRITEBYTECODE set (as on this machine) every new
+    worker process would compile the package again; Python still reads the files."""
+    import tune_ckpt
+
+    compileall.compile_dir(os.path.dirname(tune_ckpt.__file__), quiet=1)
 
 
 def run_one(workload: str, framework: str, timeout: float, *extra: str) -> dict[str, Any]:
@@ -123,6 +133,7 @@ def main() -> None:
         # A partial run must not overwrite the figures benchmarks/README.md quotes.
         partial = args.only is not None or args.skip_plot
         args.out = os.path.join(HERE, "results.partial.jsonl" if partial else "results.jsonl")
+    compile_tune_ckpt()
     if not ray_tune_installed():
         print("# Ray Tune is not installed: tune_ckpt figures only (pip install -e '.[bench]')")
     lines = []
