@@ -431,8 +431,10 @@ def gc(path: str, dry_run: bool = False, force: bool = False) -> Doc:
                         "to": experiment.uri(target),
                     }
                 )
-        # Swept first: had the sweep failed, the marker would still say the run is unclean.
-        for marker in markers(experiment) if force else []:
+        if not force:
+            continue
+        # After the sweep: had it failed, the marker would still say the run is unclean.
+        for marker in markers(experiment):
             if not dry_run:
                 experiment.delete_file(marker)
             stale_markers.append({"experiment": experiment.uri(), "path": experiment.uri(marker)})
