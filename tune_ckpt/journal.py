@@ -15,14 +15,18 @@ segments wherever it moves.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 from tune_ckpt.errors import ExperimentError
 from tune_ckpt.metrics import jsonable
 from tune_ckpt.storage import paths
+from tune_ckpt.storage.lines import cut_torn_tail, parse_json_lines
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trial import Trial
+
+logger = logging.getLogger(__name__)
 
 JOURNAL_FILE = "experiment_journal.jsonl"
 SEGMENTS_DIR = "journal"
@@ -46,6 +50,7 @@ class Journal:
         self._experiment = experiment
         self._pending: list[str] = []
         self._next_segment: int | None = None  # -1: append to the single file
+        self._first_append = True
 
     def write_header(self, trainable_name: str, extra: dict[str, Any]) -> None:
         header = {
@@ -77,6 +82,11 @@ class Journal:
             else:
                 self._next_segment = int(paths.basename(existing[-1])[:8]) + 1 if existing else 0
         if self._next_segment < 0:
+            if self._first_append:
+                # A driver killed mid-append may have torn the last line; the first line
+                # this one appends must not be glued to it.
+                cut_torn_tail(self._experiment, JOURNAL_FILE)
+                self._first_append = False
             self._experiment.append_bytes(JOURNAL_FILE, data)
             return
         name = paths.join(SEGMENTS_DIR, f"{self._next_segment:08d}.jsonl")
@@ -84,34 +94,33 @@ class Journal:
         self._experiment.write_bytes(name, data)
 
 
-def _lines(experiment: StorageLocation) -> list[bytes]:
-    lines: list[bytes] = []
+def _entries(experiment: StorageLocation) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
     # Both forms, so an experiment copied between local disk and an object store restores.
-    if experiment.is_file(JOURNAL_FILE):
-        lines.extend(experiment.read_bytes(JOURNAL_FILE).splitlines())
-    for segment in _segments(experiment):
-        lines.extend(experiment.read_bytes(segment).splitlines())
-    return lines
+    sources = [JOURNAL_FILE] if experiment.is_file(JOURNAL_FILE) else []
+    for source in sources + _segments(experiment):
+        entries.extend(parse_json_lines(experiment.read_bytes(source), experiment.uri(source)))
+    return entries
 
 
 def load(experiment: StorageLocation) -> tuple[dict[str, Any], dict[str, Trial]]:
-    """The header and the latest snapshot of every trial. A torn line (a driver killed
-    mid-write) is ignored."""
+    """The header and the latest snapshot of every trial. A torn or damaged line (a driver
+    killed mid-write) is skipped with a warning."""
     if not exists(experiment):
         raise ExperimentError(
             f"{experiment.uri()} holds no tune_ckpt experiment ({JOURNAL_FILE} not found)"
         )
     header: dict[str, Any] | None = None
     trials: dict[str, Trial] = {}
-    for line in _lines(experiment):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
+    for entry in _entries(experiment):
         if entry.get("kind") == "experiment" and header is None:
             header = entry
         elif entry.get("kind") == "trial":
-            trial = Trial.from_json(entry)
+            try:
+                trial = Trial.from_json(entry)
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("%s: skipping a damaged trial entry: %r", experiment.uri(), exc)
+                continue
             trials[trial.trial_id] = trial
     if header is None:
         raise ExperimentError(f"{experiment.uri()} has a journal without an experiment header")

@@ -17,6 +17,7 @@ from typing import Any
 
 from tune_ckpt.metrics import jsonable
 from tune_ckpt.storage import paths
+from tune_ckpt.storage.lines import cut_torn_tail, read_json_lines
 from tune_ckpt.storage.location import StorageLocation
 
 PARAMS_FILE = "params.json"
@@ -47,6 +48,7 @@ class ResultFiles:
         self._pending: list[dict[str, Any]] = []
         self._columns: list[str] | None = None
         self._last_flush = time.monotonic()
+        self._tails_checked = False  # a driver killed mid-append may have torn the last line
 
     def _rel(self, name: str) -> str:
         return paths.join(self._trial_dir, name)
@@ -67,6 +69,10 @@ class ResultFiles:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        if not self._tails_checked:
+            cut_torn_tail(self._experiment, self._rel(RESULT_FILE))
+            cut_torn_tail(self._experiment, self._rel(PROGRESS_FILE))
+            self._tails_checked = True
         lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in pending)
         self._experiment.append_bytes(self._rel(RESULT_FILE), lines.encode())
         self._experiment.append_bytes(self._rel(PROGRESS_FILE), self._csv(pending))
@@ -76,8 +82,10 @@ class ResultFiles:
         out = io.StringIO()
         header = self._columns is None
         if self._columns is None:
+            head = b""
             if self._experiment.exists(self._rel(PROGRESS_FILE)):
                 head = self._experiment.read_bytes(self._rel(PROGRESS_FILE)).split(b"\n", 1)[0]
+            if head.strip():
                 self._columns = next(csv.reader([head.decode()]))
                 header = False
             else:
@@ -96,10 +104,12 @@ class ResultFiles:
         ]
         if not self._experiment.exists(self._rel(RESULT_FILE)):
             return
-        kept = []
-        for line in self._experiment.read_bytes(self._rel(RESULT_FILE)).splitlines():
-            if line.strip() and int(json.loads(line).get("training_iteration", 0)) <= iteration:
-                kept.append(json.loads(line))
+        kept = [
+            r
+            for r in read_json_lines(self._experiment, self._rel(RESULT_FILE))
+            if int(r.get("training_iteration", 0)) <= iteration
+        ]
+        self._tails_checked = True  # both files are rewritten whole below
         self._experiment.write_bytes(
             self._rel(RESULT_FILE),
             "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode(),
@@ -112,7 +122,4 @@ class ResultFiles:
 
 def read_results(experiment: StorageLocation, trial_dir: str) -> list[dict[str, Any]]:
     """All results in a trial's ``result.json``."""
-    rel = paths.join(trial_dir, RESULT_FILE)
-    if not experiment.exists(rel):
-        return []
-    return [json.loads(line) for line in experiment.read_bytes(rel).splitlines() if line.strip()]
+    return read_json_lines(experiment, paths.join(trial_dir, RESULT_FILE))

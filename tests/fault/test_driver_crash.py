@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,6 +14,7 @@ import tune_ckpt as tune
 from tune_ckpt.errors import ExperimentError
 
 from ._driver import ITERATIONS, kill_driver_mid_sweep
+from ._experiment import finished_experiment
 from ._trainables import Accumulator, accumulate_fn, expected_total
 
 pytestmark = pytest.mark.usefixtures("local_ray")
@@ -108,28 +108,11 @@ def test_restore_errored_trials(tmp_path: Path) -> None:
     assert _iterations(restarted.path) == list(range(1, 7))
 
 
-def _finished_experiment(tmp_path: Path) -> tuple[tune.Result, Path, list[dict[str, Any]]]:
-    """A one-trial sweep run to iteration 6 with checkpoints 2, 4 and 6; its result, journal
-    path and journal entries, ready to be edited into the state a crash leaves."""
-    run = tune.RunConfig(
-        storage_path=str(tmp_path),
-        name="exp",
-        verbose=0,
-        stop={"training_iteration": 6},
-        checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2),
-    )
-    (done,) = tune.Tuner(
-        Accumulator, param_space={"marker_dir": str(tmp_path)}, run_config=run
-    ).fit()
-    journal = Path(done.path).parent / "experiment_journal.jsonl"
-    return done, journal, [json.loads(line) for line in journal.read_text().splitlines()]
-
-
 def test_restore_rebuilds_history_from_checkpoint_manifests(tmp_path: Path) -> None:
     """The state a driver dying mid-sweep can leave: checkpoints 4 and 6 committed by the
     worker, the journal and result.json only up to 2. Restore uses checkpoint 6 (storage
     wins) and rebuilds results 3-6 from the manifests, so the history has no gap."""
-    done, journal, lines = _finished_experiment(tmp_path)
+    done, journal, lines = finished_experiment(tmp_path)
     last = lines[-1]
     last.update(
         status="RUNNING",
@@ -154,7 +137,7 @@ def test_restore_rebuilds_history_from_checkpoint_manifests(tmp_path: Path) -> N
 def test_restore_skips_a_checkpoint_the_journal_names_but_storage_lost(tmp_path: Path) -> None:
     """The journal records checkpoints 2, 4 and 6 of an unfinished trial, but 6 is gone from
     storage: restore resumes from 4 and the history stays continuous."""
-    done, journal, lines = _finished_experiment(tmp_path)
+    done, journal, lines = finished_experiment(tmp_path)
     assert [c["iteration"] for c in lines[-1]["checkpoints"]] == [2, 4, 6]
     lines[-1]["status"] = "RUNNING"
     journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
