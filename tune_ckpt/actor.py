@@ -26,6 +26,7 @@ from tune_ckpt.metrics import lookup
 from tune_ckpt.persistence import (
     CheckpointWriter,
     RestoreCandidate,
+    RestoreOutcome,
     SavedCheckpoint,
     TrialContext,
     load_into,
@@ -192,17 +193,18 @@ class TrialActor:
 
     def restore(
         self, candidates: list[RestoreCandidate], packed: PackedCheckpoint | None = None
-    ) -> RestoreCandidate | None:
-        """Restore from ``packed`` or the newest verified candidate; returns the one used,
-        or None when none verifies (the trial then starts from scratch)."""
-        opened = self._writer.open(candidates, packed)
-        if opened is None:
-            return None
-        checkpoint, candidate = opened
-        load_into(self._trainable, checkpoint, candidate.state)
-        self._last_saved = candidate.state.iteration
+    ) -> RestoreOutcome:
+        """Restore from ``packed`` or the newest verified candidate; reports the one used
+        (None when none verifies: the trial then starts from scratch) and those skipped.
+        A checkpoint that cannot be read now raises StorageError: the trial fails and is
+        restored later from the same candidates."""
+        checkpoint, outcome = self._writer.open(candidates, packed)
+        if checkpoint is None or outcome.used is None:
+            return outcome
+        load_into(self._trainable, checkpoint, outcome.used.state)
+        self._last_saved = outcome.used.state.iteration
         self._unsaved_results.clear()
-        return candidate
+        return outcome
 
     def restore_checkpoint(self, checkpoint: Checkpoint, iteration: int) -> None:
         """Restore from a Checkpoint object (``validate_save_restore``)."""

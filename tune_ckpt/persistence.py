@@ -74,6 +74,15 @@ class RestoreCandidate:
     state: TrainableState
 
 
+@dataclass(frozen=True)
+class RestoreOutcome:
+    """What a restore used (None: no candidate verified) and why newer ones were skipped,
+    so the driver can log it where the user sees it."""
+
+    used: RestoreCandidate | None
+    skipped: tuple[str, ...] = ()
+
+
 def shares_storage(ctx: TrialContext) -> bool:
     """Whether this worker persists checkpoints itself (see module docs)."""
     if ctx.transfer == "shared":
@@ -121,13 +130,14 @@ class CheckpointWriter:
             if as_dict is not None:
                 as_dict.to_directory(tmp)
             if self.shared:
-                return self._saved(
-                    self.store.commit_local_dir(relative, tmp, state.iteration), state
+                committed = self.store.commit_local_dir(
+                    relative, tmp, state.iteration, results=results
                 )
+                return self._saved(committed, state)
             packed = PackedCheckpoint.from_local_dir(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return SavedCheckpoint(state.iteration, state, relative, packed=packed)
+        return SavedCheckpoint(state.iteration, state, relative, packed=packed, results=results)
 
     def save_checkpoint(
         self,
@@ -158,19 +168,24 @@ class CheckpointWriter:
 
     def open(
         self, candidates: list[RestoreCandidate], packed: PackedCheckpoint | None
-    ) -> tuple[Checkpoint, RestoreCandidate] | None:
+    ) -> tuple[Checkpoint | None, RestoreOutcome]:
         """The checkpoint to restore: ``packed`` when the driver sent one (it verified it),
-        else the newest candidate that verifies on storage. None if none does."""
+        else the newest candidate that verifies on storage (None if none does). A candidate
+        that cannot be read now raises StorageError: it is not skipped as corrupt."""
         if packed is not None:
-            return Checkpoint.from_packed(packed), candidates[0]
+            return Checkpoint.from_packed(packed), RestoreOutcome(candidates[0])
         by_path = {c.path: c for c in candidates}
+        skipped: list[str] = []
         committed = self.store.newest_verified(
-            [c.path for c in candidates], {c.path: c.manifest_digest for c in candidates}
+            [c.path for c in candidates],
+            {c.path: c.manifest_digest for c in candidates},
+            skipped=skipped,
         )
         if committed is None:
-            return None
+            return None, RestoreOutcome(None, tuple(skipped))
         location = self.ctx.experiment.child(committed.path)
-        return Checkpoint(location.root, location.fs), by_path[committed.path]
+        outcome = RestoreOutcome(by_path[committed.path], tuple(skipped))
+        return Checkpoint(location.root, location.fs), outcome
 
 
 def load_into(trainable: Trainable, checkpoint: Checkpoint, state: TrainableState) -> None:

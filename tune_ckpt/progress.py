@@ -210,12 +210,18 @@ class Progress:
         if self.verbose >= 2:
             self._line(f"trial {trial.trial_id} checkpoint {uri}")
 
-    def failed(self, trial: Trial, error: str, retrying: bool) -> None:
+    def failed(self, trial: Trial, error: str, retrying: bool, has_checkpoint: bool = True) -> None:
         if retrying:
+            restart = (
+                "restarting from its latest checkpoint"
+                if has_checkpoint
+                else "restarting from scratch: no checkpoint yet"
+            )
             logger.warning(
-                "trial %s failed (%d so far), restarting from its latest checkpoint: %s",
+                "trial %s failed (%d so far), %s: %s",
                 trial.trial_id,
                 trial.num_failures,
+                restart,
                 error_line(error),
             )
         else:

@@ -29,10 +29,10 @@ from ray.exceptions import (
 from tune_ckpt import result as keys
 from tune_ckpt.actor import StepOutcome, TrialActor
 from tune_ckpt.config import RunConfig, TuneConfig
-from tune_ckpt.errors import TrialError
+from tune_ckpt.errors import StorageError, TrialError
 from tune_ckpt.journal import Journal
 from tune_ckpt.metrics import lookup
-from tune_ckpt.persistence import RestoreCandidate, SavedCheckpoint, TrialContext
+from tune_ckpt.persistence import RestoreCandidate, RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result_files import ResultFiles
@@ -48,6 +48,7 @@ _RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU"}
 _REFRESH_S = 0.5
 _MAX_STARTUP_LOSSES = 3
 _SUSPECT_S = 60.0
+_UNPLACEABLE_WARN_S = 30.0
 
 
 class StopKeyError(ValueError):
@@ -164,6 +165,7 @@ class TrialRunner:
         self._startup_losses: dict[str, int] = {}
         self._warned_unscored: set[str] = set()
         self._suspects: dict[str, float] = {}  # node id -> when its actor became unreachable
+        self._unplaceable_warned = 0.0  # when a trial the cluster cannot hold was last reported
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -173,9 +175,17 @@ class TrialRunner:
         self._check_fits_cluster()
         try:
             while (self._pending or self._inflight) and self._abort is None:
-                self._launch_pending()
+                try:
+                    self._launch_pending()
+                except StorageError as exc:
+                    self._abort = exc
+                    break
                 if not self._inflight:
                     # Nothing runs and nothing fits: wait for the cluster to change.
+                    if self._pending:
+                        trial = self._pending[0]
+                        request = ray_resources(resource_request(self._cls, trial.config))
+                        self._report_unplaceable(trial, request)
                     time.sleep(_REFRESH_S)
                     self._capacity.refresh(force=True)
                     continue
@@ -217,6 +227,24 @@ class TrialRunner:
             self._pending.popleft()
             self._start(trial, request)
 
+    def _report_unplaceable(self, trial: Trial, request: dict[str, float]) -> None:
+        """Nothing runs and the next trial does not fit what the live nodes offer (a node was
+        lost): say what it waits for, every so often, rather than wait in silence."""
+        now = time.monotonic()
+        if now - self._unplaceable_warned < _UNPLACEABLE_WARN_S:
+            return
+        short = {k: v for k, v in request.items() if v > self._capacity.total.get(k, 0.0) + 1e-9}
+        if not short:
+            return
+        self._unplaceable_warned = now
+        logger.warning(
+            "trial %s waits for %s, more than the cluster's live nodes offer (%s); it "
+            "starts when nodes with those resources join",
+            trial.trial_id,
+            short,
+            {k: self._capacity.total.get(k, 0.0) for k in short},
+        )
+
     def _context(self, trial: Trial) -> TrialContext:
         return TrialContext(
             trial_id=trial.trial_id,
@@ -252,8 +280,6 @@ class TrialRunner:
         self._start_fresh(trial, request, files)
 
     def _start_fresh(self, trial: Trial, request: dict[str, float], files: ResultFiles) -> None:
-        self._deleter.wait()  # a folder being deleted must not be swept at the same time
-        self._store.sweep(trial.trial_dir)
         options: dict[str, Any] = {
             "num_cpus": request.get("CPU", 0.0),
             "num_gpus": request.get("GPU", 0.0),
@@ -273,6 +299,14 @@ class TrialRunner:
         slot = _Slot(trial, actor, request, files)
         self._slots[trial.trial_id] = slot
         trial.set_status(TrialStatus.RUNNING)
+        self._deleter.wait()  # a folder being deleted must not be swept at the same time
+        try:
+            # Before the actor's first call, so nothing of this trial writes meanwhile.
+            self._store.sweep(trial.trial_dir)
+        except StorageError as exc:
+            # Part of restoring the trial: a failure of the trial, not of the sweep.
+            self._on_failure(slot, exc)
+            return
         if trial.checkpoints:
             self._inflight[actor.shares_storage.remote()] = _Call(slot, "probe")
         else:
@@ -326,6 +360,11 @@ class TrialRunner:
             self._abort = exc
         except RayError as exc:
             self._on_failure(slot, exc)
+        except StorageError as exc:
+            # The driver's own storage work (commit, results, journal) failed after the
+            # storage retries: the sweep ends here, cleanly, and Tuner.restore resumes it.
+            logger.error("storage failed on the driver; ending the sweep: %s", exc)
+            self._abort = exc
 
     def _on_steps(self, slot: _Slot, outcomes: list[StepOutcome]) -> None:
         """Record a batch of steps in order; what happens next follows the last one (the
@@ -427,15 +466,24 @@ class TrialRunner:
             self._inflight[ref] = _Call(slot, "restore")
             return
         for candidate in candidates:
-            packed = self._store.read_verified_packed(candidate.path, candidate.manifest_digest)
+            try:
+                packed = self._store.read_verified_packed(candidate.path, candidate.manifest_digest)
+            except StorageError as exc:
+                # Unreadable now is not corrupt: fail the trial (records and history kept),
+                # so a later attempt restores from the same candidates.
+                self._on_failure(slot, exc)
+                return
             if packed is not None:
                 ref = slot.actor.restore.remote([candidate], packed)
                 self._inflight[ref] = _Call(slot, "restore")
                 return
-        self._on_restored(slot, None)
+        self._on_restored(slot, RestoreOutcome(None))
 
-    def _on_restored(self, slot: _Slot, used: RestoreCandidate | None) -> None:
+    def _on_restored(self, slot: _Slot, outcome: RestoreOutcome) -> None:
         trial = slot.trial
+        for reason in outcome.skipped:
+            logger.warning("trial %s: skipping checkpoint %s", trial.trial_id, reason)
+        used = outcome.used
         iteration = used.state.iteration if used is not None else 0
         if used is None:
             logger.warning(
@@ -535,7 +583,7 @@ class TrialRunner:
         trial.num_failures += 1
         budget = self._failure_config.max_failures
         retry = budget == -1 or trial.num_failures <= budget
-        self._progress.failed(trial, error, retry)
+        self._progress.failed(trial, error, retry, has_checkpoint=bool(trial.checkpoints))
         if retry:
             trial.set_status(TrialStatus.PENDING)
             self._journal.record(trial)
@@ -559,25 +607,36 @@ class TrialRunner:
     def _shutdown(self) -> None:
         """Stop every actor still held. Only fail_fast ends the unfinished trials; a driver
         interrupted any other way (SIGTERM, Ctrl-C, an error) leaves them unfinished in the
-        journal, so Tuner.restore resumes them."""
+        journal, so Tuner.restore resumes them. Actors are stopped first, whatever storage
+        does; a storage failure while flushing is logged, so the error that ended the sweep
+        is the one raised."""
         ended_by_fail_fast = isinstance(self._abort, TrialError | _StopSweep)
         for slot in list(self._slots.values()):
-            slot.files.flush()
+            self._terminate_actor(slot.actor)
+        for actor, _ in self._idle_actors:
+            self._terminate_actor(actor)
+        self._idle_actors.clear()
+        for slot in list(self._slots.values()):
+            self._storage_step_at_shutdown(slot.files.flush)
             if ended_by_fail_fast and slot.trial.status == TrialStatus.RUNNING:
                 slot.trial.set_status(TrialStatus.TERMINATED)
                 self._journal.record(slot.trial)
-            self._terminate_actor(slot.actor)
         for trial in self._pending:
             if ended_by_fail_fast and trial.status == TrialStatus.PENDING:
                 trial.set_status(TrialStatus.TERMINATED)
                 self._journal.record(trial)
         self._slots.clear()
         self._inflight.clear()
-        for actor, _ in self._idle_actors:
-            self._terminate_actor(actor)
-        self._idle_actors.clear()
-        self._journal.flush()
-        self._deleter.close()
+        self._storage_step_at_shutdown(self._journal.flush)
+        self._storage_step_at_shutdown(self._deleter.close)
+
+    def _storage_step_at_shutdown(self, step: Any) -> None:
+        try:
+            step()
+        except StorageError as exc:
+            logger.error("while ending the sweep: %s", exc)
+            if self._abort is None:
+                self._abort = exc
 
 
 class _StopSweep(Exception):

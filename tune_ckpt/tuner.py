@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import inspect
+import logging
 import os
 import uuid
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ import ray
 
 from tune_ckpt import journal as journal_mod
 from tune_ckpt.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
-from tune_ckpt.errors import STORAGE_ERRORS, ExperimentError, TrainableError
+from tune_ckpt.errors import STORAGE_ERRORS, CheckpointError, ExperimentError, TrainableError
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import MARKER_PREFIX
 from tune_ckpt.progress import Progress
@@ -28,6 +29,8 @@ from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trainable import as_trainable_class
 from tune_ckpt.trial import Trial, TrialStatus
+
+logger = logging.getLogger(__name__)
 
 STOP_FILE = "stop_criterion.pkl"
 
@@ -297,10 +300,16 @@ def _reconcile(trial: Trial, experiment: StorageLocation, store: CheckpointStore
     last = max((int(r.get("training_iteration", 0)) for r in history), default=0)
     unknown = {}
     missing: list[dict[str, Any]] = []
-    for relative in on_storage:
+    for relative in list(on_storage):
         if relative in known:
             continue
-        committed = store.read(relative)
+        try:
+            committed = store.read(relative)
+        except CheckpointError as exc:
+            # A damaged manifest: that checkpoint is bad, the older ones still count.
+            logger.warning("trial %s: skipping checkpoint %s", trial.trial_id, exc)
+            on_storage.remove(relative)
+            continue
         unknown[relative] = committed
         for result in committed.manifest.results:
             if int(result.get("training_iteration", 0)) > last:

@@ -323,18 +323,23 @@ class CheckpointStore:
         return committed
 
     def newest_verified(
-        self, candidates: Iterable[str], expected_digests: dict[str, str] | None = None
+        self,
+        candidates: Iterable[str],
+        expected_digests: dict[str, str] | None = None,
+        skipped: list[str] | None = None,
     ) -> Committed | None:
         """The first of ``candidates`` (give them newest first) that verifies. Each one
-        skipped is logged with the reason."""
+        skipped is logged with the reason, and the reason appended to ``skipped``."""
         for relative in candidates:
             try:
                 return self.verify(relative, (expected_digests or {}).get(relative))
             except CorruptCheckpointError as exc:
-                reason = "; ".join(exc.problems)
-                logger.warning("skipping corrupt checkpoint %s: %s", exc.path, reason)
+                reason = f"{exc.path}: corrupt: " + "; ".join(exc.problems)
             except CheckpointNotFoundError as exc:
-                logger.warning("skipping checkpoint %s: no longer committed on storage", exc.path)
+                reason = f"{exc.path}: no longer committed on storage"
+            logger.warning("skipping checkpoint %s", reason)
+            if skipped is not None:
+                skipped.append(reason)
         return None
 
     def read_packed(self, relative: str, committed: Committed | None = None) -> PackedCheckpoint:
