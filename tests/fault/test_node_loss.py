@@ -11,6 +11,7 @@ the checkpoints the driver holds can only have come through Ray's object store.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import fsspec.implementations.memory
 import pyarrow.fs as pafs
+import pytest
 from ray.cluster_utils import Cluster
 
 import tune_ckpt as tune
@@ -115,3 +117,43 @@ def test_node_loss_object_store_transfer(cluster: Cluster, tmp_path: Path) -> No
     checkpoint = results[0].checkpoint
     assert checkpoint is not None and checkpoint.filesystem is fs
     assert checkpoint.to_dict()  # readable from the driver-only storage
+
+
+def test_trial_waiting_for_lost_resources_is_reported(
+    cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both worker nodes are lost: the failed trial cannot be placed on what is left, and
+    the driver says what it waits for instead of waiting in silence; a new node lets it
+    resume from its checkpoint."""
+    node_files = tmp_path / "nodes"
+    node_files.mkdir()
+    storage = tmp_path / "storage"
+    tuner = tune.Tuner(
+        Accumulator,
+        param_space={"sleep": 0.1, "node_file": str(node_files)},
+        run_config=air.RunConfig(
+            name="exp",
+            storage_path=str(storage),
+            verbose=0,
+            stop={"training_iteration": 20},
+            checkpoint_config=air.CheckpointConfig(checkpoint_frequency=5),
+            failure_config=air.FailureConfig(max_failures=2),
+        ),
+    )
+    outcome: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: outcome.update(results=tuner.fit()))
+    with caplog.at_level(logging.WARNING, logger="tune_ckpt"):
+        runner.start()
+        _wait_for(lambda: any(storage.glob("exp/Accumulator_*/checkpoint_000005")))
+        for node in list(cluster.worker_nodes):
+            cluster.remove_node(node, allow_graceful=False)
+        _wait_for(lambda: any("waits for" in r.getMessage() for r in caplog.records))
+        cluster.add_node(num_cpus=1)
+        runner.join(timeout=120)
+    assert not runner.is_alive()
+    (result,) = outcome["results"]
+    assert result.error is None
+    assert result.metrics["total"] == expected_total(20)
+    assert result.metrics["restored_from"] >= 5
+    (waiting,) = [r.getMessage() for r in caplog.records if "waits for" in r.getMessage()]
+    assert "{'CPU': 1.0}" in waiting and "{'CPU': 0.0}" in waiting
