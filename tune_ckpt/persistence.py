@@ -5,30 +5,41 @@
 * ``object_store``: the worker packs the checkpoint into one buffer and returns it; Ray's
   object store carries it to the driver, which commits it. Restores come back the same way.
 
-``auto`` decides per worker by looking for a marker file the driver wrote into the
-experiment folder: a worker that sees it shares the driver's storage.
+``auto`` decides once per worker process and experiment: the worker shares the driver's
+storage when it sees the marker file the driver wrote into the experiment folder and can
+create and delete a probe file beside it. A worker that cannot, or that is refused a commit
+later (credentials set in the driver after ``ray.init()``, a read-only role on the worker
+nodes), sends its checkpoints through the object store, and the driver warns once per node
+(``ObjectStoreFallback``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
+import socket
 import tempfile
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.config import CheckpointConfig, TransferMode
-from tune_ckpt.errors import StorageError
+from tune_ckpt.errors import StorageError, StoragePermissionError
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore, Committed
 from tune_ckpt.storage.location import StorageLocation
+from tune_ckpt.storage.manifest import METADATA_NAME
 from tune_ckpt.storage.packing import PackedCheckpoint
 from tune_ckpt.trainable import FunctionTrainable, Trainable, TrainableState
 
 logger = logging.getLogger(__name__)
 
 MARKER_PREFIX = ".tune_ckpt_marker_"
+PROBE_PREFIX = ".tune_ckpt_probe_"
+"""Files a worker creates and deletes at the experiment root to learn it may write there."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,29 @@ class TrialContext:
 
 
 @dataclass(frozen=True)
+class ObjectStoreFallback:
+    """Why a worker that would have written the storage itself sends its checkpoints to the
+    driver through the object store. Travels with each such checkpoint; the driver logs
+    ``message`` once per node."""
+
+    node_id: str
+    node_address: str
+    cause: str
+
+    def message(self, experiment_uri: str) -> str:
+        return (
+            f"node {self.node_address} ({self.node_id}) cannot write the experiment's "
+            f"storage {experiment_uri}: {self.cause}. Its workers send their checkpoints "
+            "to the driver through Ray's object store instead, which costs a copy of each "
+            "checkpoint through the driver. Credentials set in the driver after ray.init() "
+            "do not reach the workers: to let them write directly, give the nodes access "
+            "(credentials or a role in the environment Ray starts with on each node), or "
+            'pass the credentials from the driver: ray.init(runtime_env={"env_vars": '
+            '{"AWS_ACCESS_KEY_ID": ..., "AWS_SECRET_ACCESS_KEY": ...}}).'
+        )
+
+
+@dataclass(frozen=True)
 class SavedCheckpoint:
     """A checkpoint the worker took: committed by the worker (``path`` set), or packed for
     the driver to commit (``packed`` set)."""
@@ -59,6 +93,8 @@ class SavedCheckpoint:
     manifest_digest: str = ""
     packed: PackedCheckpoint | None = None
     results: tuple[dict[str, Any], ...] = ()  # since the previous checkpoint, for the manifest
+    fallback: ObjectStoreFallback | None = field(default=None, compare=False)
+    """Set on a packed checkpoint from a worker that could not write the storage itself."""
 
     @property
     def committed(self) -> bool:
@@ -83,28 +119,122 @@ class RestoreOutcome:
     skipped: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class TransferChoice:
+    """How this worker persists an experiment's checkpoints: ``shared`` (itself) or through
+    the object store; ``fallback`` says why when it was meant to write and cannot."""
+
+    shared: bool
+    fallback: ObjectStoreFallback | None = None
+
+
+# Per worker process and experiment (its marker is unique per fit()) and filesystem (equal
+# when its options and explicit credentials are): the probe costs a few storage requests,
+# and a reused worker process must not lose a switch to the object store.
+_choices: dict[tuple[str, str], list[tuple[Any, TransferChoice]]] = {}
+
+
+def _remembered(ctx: TrialContext) -> TransferChoice | None:
+    for fs, choice in _choices.get((ctx.experiment.uri(), ctx.marker), []):
+        if fs.equals(ctx.experiment.fs):
+            return choice
+    return None
+
+
+def _remember(ctx: TrialContext, choice: TransferChoice) -> None:
+    key = (ctx.experiment.uri(), ctx.marker)
+    others = [(fs, c) for fs, c in _choices.get(key, []) if not fs.equals(ctx.experiment.fs)]
+    _choices[key] = [*others, (ctx.experiment.fs, choice)]
+
+
+def choose_transfer(ctx: TrialContext) -> TransferChoice:
+    """The transfer path of this worker for ``ctx``'s experiment (see module docs).
+    ``shared`` is taken at its word until a commit is refused."""
+    if ctx.transfer == "object_store":
+        return TransferChoice(False)
+    choice = _remembered(ctx)
+    if choice is None:
+        choice = TransferChoice(True) if ctx.transfer == "shared" else _probe(ctx)
+        _remember(ctx, choice)
+    return choice
+
+
 def shares_storage(ctx: TrialContext) -> bool:
     """Whether this worker persists checkpoints itself (see module docs)."""
-    if ctx.transfer == "shared":
-        return True
-    if ctx.transfer == "object_store":
-        return False
+    return choose_transfer(ctx).shared
+
+
+def _probe(ctx: TrialContext) -> TransferChoice:
+    """Shared when the driver's marker is visible and a probe file can be created and
+    deleted beside it. Local disk without the marker is a node that does not share the
+    driver's disk: the object store by design, nothing to warn about."""
+    experiment = ctx.experiment
+    node_id, address = _this_node()
+    step = "reading the driver's marker"
     try:
-        return ctx.experiment.is_file(ctx.marker)
-    except StorageError:
-        return False
+        if not experiment.is_file(ctx.marker):
+            if experiment.is_local:
+                return TransferChoice(False)
+            cause = f"the driver's marker {ctx.marker} is not visible from this node"
+            return TransferChoice(False, ObjectStoreFallback(node_id, address, cause))
+        step = "creating and deleting a probe file"
+        probe = f"{PROBE_PREFIX}{node_id[:16] or socket.gethostname()}_{uuid.uuid4().hex}"
+        experiment.write_bytes(probe, b"")
+        experiment.delete_file(probe, missing_ok=False)
+    except StorageError as exc:
+        return TransferChoice(False, ObjectStoreFallback(node_id, address, _cause(step, exc)))
+    return TransferChoice(True)
+
+
+def _cause(step: str, error: StorageError) -> str:
+    return f"{step} failed with {type(error).__name__} ({error.cause.rstrip('.')})"
+
+
+def _this_node() -> tuple[str, str]:
+    """This worker's Ray node id and IP address (the host name outside Ray)."""
+    import ray
+
+    if not ray.is_initialized():
+        return "", socket.gethostname()
+    return str(ray.get_runtime_context().get_node_id()), ray.util.get_node_ip_address()
+
+
+def _pack_dir(directory: str) -> PackedCheckpoint:
+    """A local checkpoint folder packed with its user metadata, if it has any."""
+    metadata = None
+    meta_path = os.path.join(directory, METADATA_NAME)
+    if os.path.exists(meta_path):
+        with open(meta_path, "rb") as f:
+            metadata = json.loads(f.read())
+    return PackedCheckpoint.from_local_dir(directory, metadata)
 
 
 class CheckpointWriter:
-    """Saves and loads one trial's checkpoints on the worker."""
+    """Saves and loads one trial's checkpoints on the worker.
+
+    A permission error while committing is not the trial's failure: the writer switches to
+    the object store for good (in this worker process, for this experiment) and returns the
+    same checkpoint packed for the driver to commit. A checkpoint the refused commit left
+    half written has no manifest, so it is not listed, and the driver's commit replaces it.
+    """
 
     def __init__(self, ctx: TrialContext) -> None:
         self.ctx = ctx
         self.store = CheckpointStore(ctx.experiment)
-        self.shared = shares_storage(ctx)
+        choice = choose_transfer(ctx)
+        self.shared = choice.shared
+        self.fallback = choice.fallback
 
     def _relative(self, iteration: int) -> str:
         return paths.join(self.ctx.trial_dir, paths.checkpoint_dirname(iteration))
+
+    def _switch_to_object_store(self, error: StoragePermissionError) -> None:
+        node_id, address = _this_node()
+        cause = _cause(f"a commit to {error.path}", error)
+        self.fallback = ObjectStoreFallback(node_id, address, cause)
+        self.shared = False
+        _remember(self.ctx, TransferChoice(False, self.fallback))
+        logger.info("trial %s: %s", self.ctx.trial_id, self.fallback.cause)
 
     def save_trainable(
         self, trainable: Trainable, results: tuple[dict[str, Any], ...] = ()
@@ -114,30 +244,48 @@ class CheckpointWriter:
         state = trainable.state()
         relative = self._relative(state.iteration)
         if self.shared and self.ctx.experiment.is_local:
-            staged = self.store.stage_local(relative)
             try:
-                as_dict = trainable.save(staged)
-                if as_dict is not None:
-                    as_dict.to_directory(staged)
-                committed = self.store.commit_staged(relative, staged, state.iteration, results)
-            except BaseException:
-                shutil.rmtree(staged, ignore_errors=True)
-                raise
-            return self._saved(committed, state)
+                staged = self.store.stage_local(relative)
+            except StoragePermissionError as exc:
+                self._switch_to_object_store(exc)
+            else:
+                return self._save_staged(trainable, staged, relative, state, results)
         tmp = tempfile.mkdtemp(prefix="tune_ckpt_save_")
         try:
-            as_dict = trainable.save(tmp)
-            if as_dict is not None:
-                as_dict.to_directory(tmp)
+            _save_into(trainable, tmp)
             if self.shared:
-                committed = self.store.commit_local_dir(
-                    relative, tmp, state.iteration, results=results
-                )
-                return self._saved(committed, state)
-            packed = PackedCheckpoint.from_local_dir(tmp)
+                try:
+                    committed = self.store.commit_local_dir(
+                        relative, tmp, state.iteration, results=results
+                    )
+                    return self._saved(committed, state)
+                except StoragePermissionError as exc:
+                    self._switch_to_object_store(exc)
+            packed = _pack_dir(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return SavedCheckpoint(state.iteration, state, relative, packed=packed, results=results)
+        return self._packed(relative, packed, state, results)
+
+    def _save_staged(
+        self,
+        trainable: Trainable,
+        staged: str,
+        relative: str,
+        state: TrainableState,
+        results: tuple[dict[str, Any], ...],
+    ) -> SavedCheckpoint:
+        """Local storage: the trainable writes straight into the staged folder, which is
+        committed, or packed if the commit is refused; it never outlives the call."""
+        try:
+            _save_into(trainable, staged)
+            try:
+                committed = self.store.commit_staged(relative, staged, state.iteration, results)
+            except StoragePermissionError as exc:
+                self._switch_to_object_store(exc)
+                return self._packed(relative, _pack_dir(staged), state, results)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)  # gone already once renamed into place
+        return self._saved(committed, state)
 
     def save_checkpoint(
         self,
@@ -151,20 +299,38 @@ class CheckpointWriter:
         local_dir = checkpoint.path if fs is not None and fs.type_name == "local" else None
         if local_dir is not None:
             if self.shared:
-                committed = self.store.commit_local_dir(
-                    relative, local_dir, state.iteration, results=results
-                )
-                return self._saved(committed, state)
+                try:
+                    committed = self.store.commit_local_dir(
+                        relative, local_dir, state.iteration, results=results
+                    )
+                    return self._saved(committed, state)
+                except StoragePermissionError as exc:
+                    self._switch_to_object_store(exc)
             packed = PackedCheckpoint.from_local_dir(local_dir, checkpoint.get_metadata())
         else:
             packed = checkpoint.pack()
         if self.shared:
-            committed = self.store.commit_packed(relative, packed, state.iteration, results)
-            return self._saved(committed, state)
-        return SavedCheckpoint(state.iteration, state, relative, packed=packed, results=results)
+            try:
+                committed = self.store.commit_packed(relative, packed, state.iteration, results)
+                return self._saved(committed, state)
+            except StoragePermissionError as exc:
+                self._switch_to_object_store(exc)
+        return self._packed(relative, packed, state, results)
 
     def _saved(self, committed: Committed, state: TrainableState) -> SavedCheckpoint:
         return SavedCheckpoint(state.iteration, state, committed.path, committed.manifest_digest)
+
+    def _packed(
+        self,
+        relative: str,
+        packed: PackedCheckpoint,
+        state: TrainableState,
+        results: tuple[dict[str, Any], ...],
+    ) -> SavedCheckpoint:
+        return SavedCheckpoint(
+            state.iteration, state, relative, packed=packed, results=results,
+            fallback=self.fallback,
+        )  # fmt: skip
 
     def open(
         self, candidates: list[RestoreCandidate], packed: PackedCheckpoint | None
@@ -186,6 +352,13 @@ class CheckpointWriter:
         location = self.ctx.experiment.child(committed.path)
         outcome = RestoreOutcome(by_path[committed.path], tuple(skipped))
         return Checkpoint(location.root, location.fs), outcome
+
+
+def _save_into(trainable: Trainable, directory: str) -> None:
+    """Run ``save_checkpoint`` into ``directory``; a returned dict is written there too."""
+    as_dict = trainable.save(directory)
+    if as_dict is not None:
+        as_dict.to_directory(directory)
 
 
 def load_into(trainable: Trainable, checkpoint: Checkpoint, state: TrainableState) -> None:

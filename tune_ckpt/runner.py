@@ -32,7 +32,13 @@ from tune_ckpt.config import RunConfig, TuneConfig
 from tune_ckpt.errors import StorageError, TrialError
 from tune_ckpt.journal import Journal
 from tune_ckpt.metrics import lookup
-from tune_ckpt.persistence import RestoreCandidate, RestoreOutcome, SavedCheckpoint, TrialContext
+from tune_ckpt.persistence import (
+    ObjectStoreFallback,
+    RestoreCandidate,
+    RestoreOutcome,
+    SavedCheckpoint,
+    TrialContext,
+)
 from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result_files import ResultFiles
@@ -164,6 +170,7 @@ class TrialRunner:
         self._abort: BaseException | None = None
         self._startup_losses: dict[str, int] = {}
         self._warned_unscored: set[str] = set()
+        self._warned_fallback_nodes: set[str] = set()  # see _warn_fallback_once
         self._suspects: dict[str, float] = {}  # node id -> when its actor became unreachable
         self._unplaceable_warned = 0.0  # when a trial the cluster cannot hold was last reported
 
@@ -424,6 +431,8 @@ class TrialRunner:
         if saved is None:
             return
         trial = slot.trial
+        if saved.fallback is not None:
+            self._warn_fallback_once(saved.fallback)
         if saved.packed is not None:
             committed = self._store.commit_packed(
                 saved.path, saved.packed, saved.iteration, saved.results
@@ -445,6 +454,12 @@ class TrialRunner:
         for dropped in plan.delete:
             self._deleter.delete(dropped.path)
         self._progress.checkpoint(trial, self._experiment.uri(record.path))
+
+    def _warn_fallback_once(self, fallback: ObjectStoreFallback) -> None:
+        """One WARNING per node whose workers cannot write the storage themselves."""
+        if fallback.node_id not in self._warned_fallback_nodes:
+            self._warned_fallback_nodes.add(fallback.node_id)
+            logger.warning("%s", fallback.message(self._experiment.uri()))
 
     # -- restore ---------------------------------------------------------------------------
 
