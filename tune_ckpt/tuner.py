@@ -154,6 +154,9 @@ class Tuner:
         self._tune_config = tune_config or TuneConfig()
         self._run_config = run_config or RunConfig()
         self._restored: tuple[StorageLocation, list[Trial]] | None = None
+        self._restart: dict[str, list[str]] = {}
+        """Trials ``restore(restart_errored=True)`` starts over: their stale checkpoints,
+        deleted by ``fit()`` once it holds the experiment."""
 
     # -- fit -------------------------------------------------------------------------------
 
@@ -180,6 +183,7 @@ class Tuner:
         try:
             # The marker goes whatever fails from here: a marker left behind makes
             # tune-ckpt gc treat the experiment as running.
+            self._clear_restarted(experiment, journal)
             if self._restored is None:
                 journal.write_header(self._name, self._settings(experiment))
                 for trial in trials:
@@ -210,6 +214,23 @@ class Tuner:
         return ResultGrid(
             results, experiment.uri(), self._tune_config.metric, self._tune_config.mode
         )
+
+    def _clear_restarted(self, experiment: StorageLocation, journal: Journal) -> None:
+        """Delete the checkpoints and results of the trials restarted from scratch. Only
+        here, once this driver holds the experiment: a restore whose fit() never starts (Ray
+        unreachable) must leave storage as it was."""
+        if not self._restart or self._restored is None:
+            return
+        store = CheckpointStore(experiment)
+        by_id = {t.trial_id: t for t in self._restored[1]}
+        for trial_id, stale in self._restart.items():
+            # Storage wins on restore, so stale checkpoints must go, not just records.
+            for relative in stale:
+                store.delete(relative)
+            ResultFiles(experiment, by_id[trial_id].trial_dir).truncate_after(0)
+            journal.record(by_id[trial_id])
+        journal.flush()
+        self._restart = {}
 
     def _settings(self, experiment: StorageLocation) -> dict[str, Any]:
         """The run and tune settings a restore needs, as JSON (a stop callable is pickled
@@ -282,7 +303,8 @@ class Tuner:
 
         Finished trials are kept; unfinished ones resume from their latest checkpoint;
         errored ones are skipped, resumed (``resume_errored``) or restarted from scratch
-        (``restart_errored``). Checkpoints on storage win over the journal.
+        (``restart_errored``; their checkpoints and results are deleted by ``fit()``, not
+        here). Checkpoints on storage win over the journal.
         """
         experiment = StorageLocation.resolve(path, storage_filesystem)
         header, trials_by_id = journal_mod.load(experiment)
@@ -301,6 +323,7 @@ class Tuner:
         )
         store = CheckpointStore(experiment)
         trials = list(trials_by_id.values())
+        restart: dict[str, list[str]] = {}
         for trial in trials:
             # The journal holds configs as JSON; params.pkl holds them exactly.
             exact = read_params(experiment, trial.trial_dir)
@@ -309,11 +332,9 @@ class Tuner:
             _reconcile(trial, experiment, store)
             if trial.status == TrialStatus.ERROR:
                 if restart_errored:
-                    # Storage wins on restore, so stale checkpoints must go, not just records.
-                    for record in trial.checkpoints:
-                        store.delete(record.path)
+                    # Deleted from storage by fit(), see Tuner._clear_restarted.
+                    restart[trial.trial_id] = [r.path for r in trial.checkpoints]
                     trial.checkpoints = []
-                    ResultFiles(experiment, trial.trial_dir).truncate_after(0)
                     trial.last_result = {}
                 if restart_errored or resume_errored:
                     trial.error = None
@@ -322,6 +343,7 @@ class Tuner:
             elif trial.status in (TrialStatus.RUNNING, TrialStatus.PENDING):
                 trial.status = TrialStatus.PENDING if resume_unfinished else TrialStatus.TERMINATED
         tuner._restored = (experiment, trials)
+        tuner._restart = restart
         return tuner
 
 

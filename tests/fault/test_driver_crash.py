@@ -20,6 +20,10 @@ from ._trainables import Accumulator, accumulate_fn, describe_config, expected_t
 pytestmark = pytest.mark.usefixtures("local_ray")
 
 
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def _iterations(trial_path: str) -> list[int]:
     with open(os.path.join(trial_path, "result.json")) as f:
         return [json.loads(line)["training_iteration"] for line in f if line.strip()]
@@ -123,7 +127,11 @@ def test_restore_errored_trials(tmp_path: Path) -> None:
     assert resumed.metrics["restored_from"] == 4  # the fault fired once; resumed at 4
     assert resumed.metrics["total"] == expected_total(6)
 
-    (restarted,) = tune.Tuner.restore(restart_copy, Accumulator, restart_errored=True).fit()
+    before = _files(Path(restart_copy))
+    restarting = tune.Tuner.restore(restart_copy, Accumulator, restart_errored=True)
+    # Nothing is deleted or truncated until fit() holds the experiment.
+    assert _files(Path(restart_copy)) == before
+    (restarted,) = restarting.fit()
     assert restarted.error is None
     assert restarted.metrics["restored_from"] == 0
     assert restarted.metrics["total"] == expected_total(6)
