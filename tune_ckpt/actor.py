@@ -215,8 +215,14 @@ class TrialActor:
 
     def reset(self, config: dict[str, Any], ctx: TrialContext, use_reset_config: bool) -> bool:
         """Run another trial in this actor: in the same trainable instance through
-        ``reset_config`` when asked and supported, else in a fresh instance."""
+        ``reset_config`` when asked and supported, else in a fresh instance. Nothing of the
+        previous trial carries over: not its results, its unsaved history, an error it still
+        owed the driver, nor a preemption flag (the runner does not reuse the actor of a
+        preempted trial, and the next trial must not start by reporting one)."""
         self._unsaved_results.clear()
+        self._last_result = {}
+        self._deferred_error = None
+        self._preempted.clear()
         if not (use_reset_config and self._trainable.reset(config, ctx.trial_id)):
             self._trainable.stop()
             self._trainable = self._cls(config, ctx.trial_id)

@@ -27,6 +27,7 @@ import pyarrow.fs as pafs
 from tune_ckpt.storage.location import StorageLocation, backend_errors
 from tune_ckpt.storage.manifest import METADATA_NAME, UNLISTED
 from tune_ckpt.storage.packing import PackedCheckpoint
+from tune_ckpt.storage.paths import check_relative
 
 DICT_FILE = "dict_checkpoint.pkl"
 """The file a dict checkpoint becomes inside a directory."""
@@ -164,7 +165,11 @@ class Checkpoint:
         local = self._local_dir()
         if self._dict is not None:
             if set(self._dict) == {FILES_KEY}:
-                for rel, data in self._dict[FILES_KEY].items():
+                files = self._dict[FILES_KEY]
+                # All checked before any is written: a '../' name must not escape ``target``.
+                for rel in files:
+                    check_relative(rel)
+                for rel, data in files.items():
                     dest = os.path.join(target, *rel.split("/"))
                     os.makedirs(os.path.dirname(dest), exist_ok=True)
                     with open(dest, "wb") as out:

@@ -1,5 +1,9 @@
-"""Per-trial result files: ``params.json``, ``result.json`` (one JSON object per line) and
-``progress.csv``.
+"""Per-trial result files: ``params.json``, ``params.pkl``, ``result.json`` (one JSON object
+per line) and ``progress.csv``.
+
+``params.json`` is the config for people; ``params.pkl`` is the exact config (cloudpickle, as
+Ray Tune keeps it), so a restored trial gets tuples, numpy values and non-string keys back
+as they were.
 
 Results are buffered and flushed when a checkpoint is committed, when the trial ends and at
 most every ``flush_interval`` seconds, so a sweep does not pay one storage write per result
@@ -12,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
 from typing import Any
 
@@ -20,7 +25,10 @@ from tune_ckpt.storage import paths
 from tune_ckpt.storage.lines import cut_torn_tail, read_json_lines
 from tune_ckpt.storage.location import StorageLocation
 
+logger = logging.getLogger(__name__)
+
 PARAMS_FILE = "params.json"
+PARAMS_PICKLE = "params.pkl"
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.csv"
 
@@ -53,9 +61,13 @@ class ResultFiles:
     def _rel(self, name: str) -> str:
         return paths.join(self._trial_dir, name)
 
-    def write_params(self, config: dict[str, Any]) -> None:
+    def write_params(self, config: dict[str, Any], pickled: bytes | None = None) -> None:
+        """Write ``params.json`` and ``params.pkl``; ``pickled`` is the config already
+        pickled with :func:`pickle_config`, when the caller has it."""
         data = json.dumps(jsonable(config), indent=2, sort_keys=True).encode()
         self._experiment.write_bytes(self._rel(PARAMS_FILE), data)
+        blob = pickled if pickled is not None else pickle_config(config)
+        self._experiment.write_bytes(self._rel(PARAMS_PICKLE), blob)
 
     def add(self, result: dict[str, Any]) -> None:
         """Queue a result; flushes when the interval has passed."""
@@ -118,6 +130,41 @@ class ResultFiles:
         self._columns = None
         if kept:
             self._experiment.write_bytes(self._rel(PROGRESS_FILE), self._csv(kept))
+
+
+def pickle_config(config: dict[str, Any]) -> bytes:
+    """``config`` as ``params.pkl`` holds it."""
+    from ray import cloudpickle  # imported here: loading this module must not start Ray
+
+    return bytes(cloudpickle.dumps(config))
+
+
+def read_params(experiment: StorageLocation, trial_dir: str) -> dict[str, Any] | None:
+    """The exact config from a trial's ``params.pkl``; None when the trial has none (written
+    by an older version) or it does not unpickle (damaged: logged, the journal's JSON is then
+    used). A storage error propagates: unreadable now is not damaged."""
+    rel = paths.join(trial_dir, PARAMS_PICKLE)
+    if not experiment.exists(rel):
+        return None
+    data = experiment.read_bytes(rel)
+    from ray import cloudpickle
+
+    try:
+        config = cloudpickle.loads(data)
+    except Exception as exc:  # any unpickling failure means the file is damaged
+        logger.warning(
+            "%s is damaged (%s: %s); using the config from the journal",
+            experiment.uri(rel),
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    if not isinstance(config, dict):
+        logger.warning(
+            "%s holds no config dict; using the config from the journal", experiment.uri(rel)
+        )
+        return None
+    return config
 
 
 def read_results(experiment: StorageLocation, trial_dir: str) -> list[dict[str, Any]]:

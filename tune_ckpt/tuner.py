@@ -20,10 +20,10 @@ from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import MARKER_PREFIX
 from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
-from tune_ckpt.result_files import ResultFiles, read_results
+from tune_ckpt.result_files import ResultFiles, pickle_config, read_params, read_results
 from tune_ckpt.result_grid import Result, ResultGrid
 from tune_ckpt.runner import TrialRunner
-from tune_ckpt.search import generate_configs
+from tune_ckpt.search import Choice, generate_configs
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
@@ -63,6 +63,58 @@ def _pickle_problem(trainable: Any) -> str | None:
     return whole
 
 
+def _unpicklable_key(value: Any, where: str) -> tuple[str, Any, Exception] | None:
+    """None if ``value`` pickles; else the deepest key path inside it that does not, with
+    that value and the error."""
+    from ray import cloudpickle
+
+    try:
+        cloudpickle.dumps(value)
+        return None
+    except Exception as exc:
+        whole = (where, value, exc)
+    children: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            children += [(f"{where} key {key!r}", key), (f"{where}[{key!r}]", child)]
+    elif isinstance(value, list | tuple):
+        children = [(f"{where}[{i}]", child) for i, child in enumerate(value)]
+    elif isinstance(value, Choice):
+        children = [(f"{where} category {c!r}", c) for c in value.categories]
+    for label, child in children:
+        found = _unpicklable_key(child, label)
+        if found is not None:
+            return found
+    return whole
+
+
+def _check_param_space(param_space: dict[str, Any]) -> None:
+    """Every config is persisted exactly (``params.pkl``), so the space must pickle."""
+    found = _unpicklable_key(param_space, "param_space")
+    if found is not None:
+        where, value, exc = found
+        raise TypeError(
+            f"{where}={value!r} cannot be persisted ({type(exc).__name__}: {exc}): a config "
+            "must pickle with cloudpickle, so a restored trial gets it back exactly"
+        )
+
+
+def _pickled_configs(trials: list[Trial]) -> dict[str, bytes]:
+    """Each trial's ``params.pkl``, by trial id."""
+    pickled = {}
+    for trial in trials:
+        try:
+            pickled[trial.trial_id] = pickle_config(trial.config)
+        except Exception as exc:
+            found = _unpicklable_key(trial.config, f"trial {trial.trial_id}'s config")
+            where, value, cause = found if found is not None else ("config", trial.config, exc)
+            raise TypeError(
+                f"{where}={value!r} cannot be persisted ({type(cause).__name__}: {cause}): "
+                "a config must pickle with cloudpickle"
+            ) from exc
+    return pickled
+
+
 def _name_of(trainable: Any) -> str:
     return str(getattr(trainable, "__name__", type(trainable).__name__))
 
@@ -94,6 +146,8 @@ class Tuner:
             )
         if param_space is not None and not isinstance(param_space, dict):
             raise TypeError(f"param_space={param_space!r} is invalid: a dict or None")
+        if param_space is not None:
+            _check_param_space(param_space)
         if tune_config is not None and not isinstance(tune_config, TuneConfig):
             raise TypeError(f"tune_config={tune_config!r} is invalid: a tune_ckpt.TuneConfig")
         if run_config is not None and not isinstance(run_config, RunConfig):
@@ -103,6 +157,9 @@ class Tuner:
         self._tune_config = tune_config or TuneConfig()
         self._run_config = run_config or RunConfig()
         self._restored: tuple[StorageLocation, list[Trial]] | None = None
+        self._restart: dict[str, list[str]] = {}
+        """Trials ``restore(restart_errored=True)`` starts over: their stale checkpoints,
+        deleted by ``fit()`` once it holds the experiment."""
 
     # -- fit -------------------------------------------------------------------------------
 
@@ -122,15 +179,20 @@ class Tuner:
             experiment, trials = self._restored
         else:
             experiment, trials = self._new_experiment()
+        # Pickled before anything is written: a config that cannot be persisted fails here.
+        pickled = {} if self._restored is not None else _pickled_configs(trials)
         marker = self._write_marker(experiment)
         journal = Journal(experiment)
         try:
             # The marker goes whatever fails from here: a marker left behind makes
             # tune-ckpt gc treat the experiment as running.
+            self._clear_restarted(experiment, journal)
             if self._restored is None:
                 journal.write_header(self._name, self._settings(experiment))
                 for trial in trials:
-                    ResultFiles(experiment, trial.trial_dir).write_params(trial.config)
+                    ResultFiles(experiment, trial.trial_dir).write_params(
+                        trial.config, pickled[trial.trial_id]
+                    )
                     journal.record(trial)
                 journal.flush()
             progress.start(trials, experiment)
@@ -155,6 +217,23 @@ class Tuner:
         return ResultGrid(
             results, experiment.uri(), self._tune_config.metric, self._tune_config.mode
         )
+
+    def _clear_restarted(self, experiment: StorageLocation, journal: Journal) -> None:
+        """Delete the checkpoints and results of the trials restarted from scratch. Only
+        here, once this driver holds the experiment: a restore whose fit() never starts (Ray
+        unreachable) must leave storage as it was."""
+        if not self._restart or self._restored is None:
+            return
+        store = CheckpointStore(experiment)
+        by_id = {t.trial_id: t for t in self._restored[1]}
+        for trial_id, stale in self._restart.items():
+            # Storage wins on restore, so stale checkpoints must go, not just records.
+            for relative in stale:
+                store.delete(relative)
+            ResultFiles(experiment, by_id[trial_id].trial_dir).truncate_after(0)
+            journal.record(by_id[trial_id])
+        journal.flush()
+        self._restart = {}
 
     def _settings(self, experiment: StorageLocation) -> dict[str, Any]:
         """The run and tune settings a restore needs, as JSON (a stop callable is pickled
@@ -227,7 +306,8 @@ class Tuner:
 
         Finished trials are kept; unfinished ones resume from their latest checkpoint;
         errored ones are skipped, resumed (``resume_errored``) or restarted from scratch
-        (``restart_errored``). Checkpoints on storage win over the journal.
+        (``restart_errored``; their checkpoints and results are deleted by ``fit()``, not
+        here). Checkpoints on storage win over the journal.
         """
         experiment = StorageLocation.resolve(path, storage_filesystem)
         header, trials_by_id = journal_mod.load(experiment)
@@ -246,15 +326,18 @@ class Tuner:
         )
         store = CheckpointStore(experiment)
         trials = list(trials_by_id.values())
+        restart: dict[str, list[str]] = {}
         for trial in trials:
+            # The journal holds configs as JSON; params.pkl holds them exactly.
+            exact = read_params(experiment, trial.trial_dir)
+            if exact is not None:
+                trial.config = exact
             _reconcile(trial, experiment, store)
             if trial.status == TrialStatus.ERROR:
                 if restart_errored:
-                    # Storage wins on restore, so stale checkpoints must go, not just records.
-                    for record in trial.checkpoints:
-                        store.delete(record.path)
+                    # Deleted from storage by fit(), see Tuner._clear_restarted.
+                    restart[trial.trial_id] = [r.path for r in trial.checkpoints]
                     trial.checkpoints = []
-                    ResultFiles(experiment, trial.trial_dir).truncate_after(0)
                     trial.last_result = {}
                 if restart_errored or resume_errored:
                     trial.error = None
@@ -263,6 +346,7 @@ class Tuner:
             elif trial.status in (TrialStatus.RUNNING, TrialStatus.PENDING):
                 trial.status = TrialStatus.PENDING if resume_unfinished else TrialStatus.TERMINATED
         tuner._restored = (experiment, trials)
+        tuner._restart = restart
         return tuner
 
 

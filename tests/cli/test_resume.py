@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,25 @@ def test_restart_errored_from_scratch(
     assert [r["training_iteration"] for r in results] == list(range(1, ITERATIONS + 1))
     assert results[-1]["iterations_since_restore"] == ITERATIONS
     assert run_cli("verify", str(experiment)).returncode == 0
+
+
+def test_restart_errored_with_unreachable_address_deletes_nothing(
+    failed: tuple[Path, str], tmp_path: Path
+) -> None:
+    """--restart-errored with an --address nobody listens on fails (exit 2) and leaves every
+    checkpoint and result of the errored trial in place."""
+    experiment = copy_experiment(failed[0], tmp_path / "exp")
+    files = {p: p.read_bytes() for p in experiment.rglob("*") if p.is_file()}
+    assert any(p.parent.name.startswith("checkpoint_") for p in files)
+    with socket.socket() as probe:  # a port that was free a moment ago, now closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = run_cli(
+        "resume", str(experiment), "--trainable", TRAINABLE, "--restart-errored",
+        "--address", f"127.0.0.1:{port}", timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert {p: p.read_bytes() for p in experiment.rglob("*") if p.is_file()} == files
 
 
 def test_resume_after_the_driver_was_killed(tmp_path: Path, local_ray: None) -> None:

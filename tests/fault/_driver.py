@@ -1,6 +1,6 @@
 """A sweep driver run as its own process, so a test can kill it with SIGKILL.
 
-Usage: python -m fault._driver STORAGE_PATH RAY_ADDRESS (with tests/ on PYTHONPATH), or
+Usage: python -m fault._driver STORAGE_PATH RAY_ADDRESS [typed] (with tests/ on PYTHONPATH), or
 :func:`kill_driver_mid_sweep` from a test.
 """
 
@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import ray
 
 import tune_ckpt as tune
@@ -23,10 +25,33 @@ ITERATIONS = 30
 TESTS_DIR = str(Path(__file__).resolve().parents[1])
 
 
-def tuner(storage_path: str) -> tune.Tuner:
+def typed_space(a: Any) -> dict[Any, Any]:
+    """A space whose values JSON would change: a tuple, numpy scalars and an array, int keys.
+    The trainable reports what it received (``describe_config``)."""
+    return {
+        "a": a,
+        "iterations": ITERATIONS,
+        "sleep": 0.1,
+        "describe_config": True,
+        "shape": (3, 4),
+        "scale": np.float32(0.5),
+        "weights": np.arange(3, dtype=np.int16),
+        7: "an int key",
+        "nested": {"betas": (0.9, 0.99), 2: np.int64(5)},
+    }
+
+
+def tuner(storage_path: str, typed: bool = False) -> tune.Tuner:
+    space: dict[Any, Any] = {
+        "a": tune.grid_search([1, 2, 3]),
+        "iterations": ITERATIONS,
+        "sleep": 0.1,
+    }
+    if typed:
+        space = typed_space(tune.grid_search([1, 2, 3]))
     return tune.Tuner(
         accumulate_fn,
-        param_space={"a": tune.grid_search([1, 2, 3]), "iterations": ITERATIONS, "sleep": 0.1},
+        param_space=space,
         run_config=air.RunConfig(
             storage_path=storage_path,
             name="exp",
@@ -48,15 +73,14 @@ def committed_checkpoints(experiment: Path) -> dict[str, list[int]]:
     return found
 
 
-def kill_driver_mid_sweep(storage: Path, signum: int) -> dict[str, list[int]]:
+def kill_driver_mid_sweep(storage: Path, signum: int, typed: bool = False) -> dict[str, list[int]]:
     """Run this driver in a subprocess on the caller's Ray instance and send it ``signum``
     once some trial has checkpoint 8; returns the checkpoints committed once it is gone.
-    The experiment is ``storage / "exp"``."""
+    The experiment is ``storage / "exp"``; ``typed`` sweeps :func:`typed_space`."""
     env = dict(os.environ)  # PYTHONPATH holds tests/ (tests/conftest.py)
     address = ray.get_runtime_context().gcs_address
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "fault._driver", str(storage), address], env=env, cwd=TESTS_DIR
-    )
+    command = [sys.executable, "-m", "fault._driver", str(storage), address]
+    driver = subprocess.Popen(command + (["typed"] if typed else []), env=env, cwd=TESTS_DIR)
     experiment = storage / "exp"
     deadline = time.monotonic() + 120
     try:
@@ -72,4 +96,4 @@ def kill_driver_mid_sweep(storage: Path, signum: int) -> dict[str, list[int]]:
 
 if __name__ == "__main__":
     ray.init(address=sys.argv[2], configure_logging=False)
-    tuner(sys.argv[1]).fit()
+    tuner(sys.argv[1], typed=sys.argv[3:] == ["typed"]).fit()

@@ -104,8 +104,28 @@ class Accumulator(tune.Trainable):
         self.restored_from = state["iteration"]
 
 
+def describe_config(config: dict[str, Any]) -> str:
+    """Every key and value of ``config`` with its type (and numpy dtype), so a test can see
+    whether the config a worker received differs in any way from the one it was given."""
+
+    def typed(value: Any) -> str:
+        dtype = getattr(value, "dtype", None)  # numpy scalars and arrays
+        return f"{value!r}:{type(value).__name__}" + (f"[{dtype}]" if dtype is not None else "")
+
+    def walk(value: Any) -> str:
+        if isinstance(value, dict):
+            items = sorted(f"{typed(k)}={walk(v)}" for k, v in value.items())
+            return "{" + ", ".join(items) + "}"
+        if isinstance(value, list | tuple):
+            return f"{type(value).__name__}(" + ", ".join(walk(v) for v in value) + ")"
+        return typed(value)
+
+    return walk(config)
+
+
 def accumulate_fn(config: dict[str, Any]) -> None:
-    """Function API; checkpoints through a callable, so the runner decides when."""
+    """Function API; checkpoints through a callable, so the runner decides when. With
+    ``config["describe_config"]`` it also reports :func:`describe_config` of its config."""
     trial_id = f"fn-{config.get('name', 'x')}"
     checkpoint = tune.get_checkpoint()
     state = checkpoint.to_dict() if checkpoint else {"total": 0, "iteration": 0}
@@ -118,7 +138,10 @@ def accumulate_fn(config: dict[str, Any]) -> None:
         if fault is not None:
             inject(fault, config, trial_id)
         snapshot = dict(state)
+        metrics: dict[str, Any] = {"total": state["total"], "restored_from": restored_from}
+        if config.get("describe_config"):
+            metrics["config_types"] = describe_config(config)
         tune.report(
-            {"total": state["total"], "restored_from": restored_from},
+            metrics,
             checkpoint=lambda snapshot=snapshot: tune.Checkpoint.from_dict(snapshot),
         )

@@ -13,11 +13,15 @@ import pytest
 import tune_ckpt as tune
 from tune_ckpt.errors import ExperimentError
 
-from ._driver import ITERATIONS, kill_driver_mid_sweep
+from ._driver import ITERATIONS, kill_driver_mid_sweep, typed_space
 from ._experiment import finished_experiment
-from ._trainables import Accumulator, accumulate_fn, expected_total
+from ._trainables import Accumulator, accumulate_fn, describe_config, expected_total
 
 pytestmark = pytest.mark.usefixtures("local_ray")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def _iterations(trial_path: str) -> list[int]:
@@ -56,6 +60,28 @@ def test_driver_killed_then_restore_from_moved_folder(tmp_path: Path, signum: in
     for folder in moved.rglob("*"):
         if folder.is_file() and folder.suffix in (".json", ".jsonl"):
             assert str(tmp_path / "first") not in folder.read_text()
+
+
+def test_configs_round_trip_exactly_through_a_driver_crash(tmp_path: Path) -> None:
+    """Tuples, numpy scalars and arrays and int keys reach the workers of a restored sweep,
+    and its results, exactly as they were given (params.pkl), not as the journal's JSON."""
+    kill_driver_mid_sweep(tmp_path, signal.SIGKILL, typed=True)
+    results = tune.Tuner.restore(str(tmp_path / "exp"), accumulate_fn).fit()
+
+    assert len(results) == 3
+    for result in results:
+        assert result.error is None
+        expected = typed_space(result.config["a"])
+        assert describe_config(result.config) == describe_config(expected)
+        # What the restored worker itself received, reported from its last step.
+        assert result.metrics["config_types"] == describe_config(expected)
+        assert result.metrics["training_iteration"] == ITERATIONS
+    assert any(r.metrics["restored_from"] for r in results)
+    # params.json stays for people, beside the exact params.pkl.
+    for result in results:
+        with open(os.path.join(result.path, "params.json")) as f:
+            assert json.load(f)["shape"] == [3, 4]
+        assert os.path.exists(os.path.join(result.path, "params.pkl"))
 
 
 def test_restore_errors(tmp_path: Path) -> None:
@@ -101,7 +127,11 @@ def test_restore_errored_trials(tmp_path: Path) -> None:
     assert resumed.metrics["restored_from"] == 4  # the fault fired once; resumed at 4
     assert resumed.metrics["total"] == expected_total(6)
 
-    (restarted,) = tune.Tuner.restore(restart_copy, Accumulator, restart_errored=True).fit()
+    before = _files(Path(restart_copy))
+    restarting = tune.Tuner.restore(restart_copy, Accumulator, restart_errored=True)
+    # Nothing is deleted or truncated until fit() holds the experiment.
+    assert _files(Path(restart_copy)) == before
+    (restarted,) = restarting.fit()
     assert restarted.error is None
     assert restarted.metrics["restored_from"] == 0
     assert restarted.metrics["total"] == expected_total(6)

@@ -96,6 +96,27 @@ def test_unpicklable_class_attribute_names_the_attribute() -> None:
         tune.Tuner(Locked)
 
 
+@pytest.mark.parametrize(
+    ("space", "where"),
+    [
+        ({"opt": {"guard": threading.Lock()}}, "param_space['opt']['guard']"),
+        ({"layers": [1, (2, threading.Lock())]}, "param_space['layers'][1][1]"),
+        ({"act": tune.choice(["relu", threading.Lock()])}, "param_space['act'] category"),
+    ],
+)
+def test_unpicklable_config_names_the_key(
+    tmp_path: Path, space: dict[str, Any], where: str
+) -> None:
+    """A config that cannot be persisted exactly (params.pkl) is refused by Tuner(), naming
+    the key path to the value, before anything is written."""
+    with pytest.raises(TypeError) as info:
+        tune.Tuner(Counting, param_space=space, run_config=run_config(tmp_path))
+    message = str(info.value)
+    assert message.startswith(where), message
+    assert "lock" in message and "cannot be persisted" in message
+    assert not (tmp_path / "exp").exists()
+
+
 def test_unknown_stop_key_raises_from_fit(tmp_path: Path) -> None:
     """A stop criterion on a metric the trial never reports makes fit() raise, naming it."""
     tuner = tune.Tuner(Counting, run_config=run_config(tmp_path, stop={"acuracy": 0.9}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from typing import Any
 
 import pytest
@@ -66,6 +67,51 @@ class Noisy(GoodDict):
         return {**super().step(), "noise": random.random()}
 
 
+class NoisyState(Noisy):
+    """Noisy results, and noise in its checkpoint too: neither state nor results compare."""
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:  # type: ignore[override]
+        return {"value": self.value, "salt": random.random()}
+
+
+class ReportsRestoredFrom(GoodDict):
+    """Reports the iteration it was restored from (0 before any restore), as
+    tests/fault/_trainables.py does: results differ after a restore, the state does not."""
+
+    def setup(self, config: dict[str, Any]) -> None:
+        super().setup(config)
+        self.restored_from = 0
+
+    def step(self) -> dict[str, Any]:
+        return {**super().step(), "restored_from": self.restored_from}
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:  # type: ignore[override]
+        return {"value": self.value, "iteration": self.iteration}
+
+    def load_checkpoint(self, checkpoint: Any) -> None:
+        super().load_checkpoint(checkpoint)
+        self.restored_from = checkpoint["iteration"]
+
+
+class Stamped(GoodDir):
+    """Writes the time into each checkpoint: the state cannot compare, the results do."""
+
+    def save_checkpoint(self, checkpoint_dir: str) -> str:
+        with open(os.path.join(checkpoint_dir, "saved_at"), "w") as f:
+            f.write(repr(time.time()))
+        return super().save_checkpoint(checkpoint_dir)
+
+
+def forgetful_fn(config: dict[str, Any]) -> None:
+    """A function trainable that ignores get_checkpoint(): it restores nothing."""
+    value = 0
+    while True:
+        value += 3
+        session.report(
+            {"value": value}, checkpoint=lambda v=value: Checkpoint.from_dict({"value": v})
+        )
+
+
 def counting_fn(config: dict[str, Any]) -> None:
     """A function trainable that resumes from get_checkpoint()."""
     checkpoint = session.get_checkpoint()
@@ -93,6 +139,7 @@ def test_class_restoring_nothing_fails(use_object_store: bool) -> None:
     assert isinstance(info.value, TuneCkptError)
     assert "RestoresNothing" in message
     assert "different metrics at iteration 4" in message
+    assert "differs from the one restored in 'value'" in message
     # value after 4 steps is 15; restored from nothing it is 1.
     assert "'value': (15, 1)" in message
 
@@ -105,17 +152,36 @@ def test_wrong_iteration_counter_fails() -> None:
         validate_save_restore(ForgetsIteration)
 
 
+@pytest.mark.parametrize("use_object_store", [False, True])
+@pytest.mark.parametrize("trainable", [ReportsRestoredFrom, Noisy, Stamped])
+def test_restored_state_passes_whatever_the_results(
+    trainable: type[tune.Trainable], use_object_store: bool
+) -> None:
+    """The state decides: a trainable reporting {"restored_from": 3} after the restore (0
+    before), or noise, passes because its checkpoint comes back identical; one stamping its
+    checkpoints passes because its results match."""
+    assert validate_save_restore(trainable, {"start": 1}, use_object_store=use_object_store)
+
+
 def test_non_deterministic_needs_compare_results_false() -> None:
-    """A noisy trainable fails the comparison, and passes with compare_results=False."""
-    with pytest.raises(AssertionError, match="noise"):
-        validate_save_restore(Noisy)
-    assert validate_save_restore(Noisy, compare_results=False)
+    """Noise in both the checkpoint and the results fails, and passes with
+    compare_results=False."""
+    with pytest.raises(AssertionError, match=r"differs from the one restored in 'salt'.*noise"):
+        validate_save_restore(NoisyState)
+    assert validate_save_restore(NoisyState, compare_results=False)
 
 
 def test_function_trainable_passes() -> None:
     """A function trainable resuming from get_checkpoint() passes too."""
     assert validate_save_restore(counting_fn)
     assert validate_save_restore(counting_fn, use_object_store=True)
+
+
+@pytest.mark.parametrize("use_object_store", [False, True])
+def test_function_restoring_nothing_fails(use_object_store: bool) -> None:
+    """A function that ignores its checkpoint fails on the results it reports."""
+    with pytest.raises(AssertionError, match=r"forgetful_fn.*'value': \(12, 3\)"):
+        validate_save_restore(forgetful_fn, use_object_store=use_object_store)
 
 
 @pytest.mark.parametrize("num_gpus", [1, -1, "1"])

@@ -285,6 +285,19 @@ def test_packed_rejects_unsafe_entries() -> None:
         PackedCheckpoint((("../evil", 0, 1),), b"x")
 
 
+@pytest.mark.parametrize("bad", ["../escaped", "a/../../escaped", "/abs", "a//b"])
+def test_to_directory_rejects_unsafe_files_as_pack_does(tmp_path: Path, bad: str) -> None:
+    """A directory-as-dict naming a file outside its folder is refused by to_directory, as
+    by pack(), before any file is written."""
+    checkpoint = Checkpoint.from_dict({FILES_KEY: {"kept": b"1", bad: b"2"}})
+    target = tmp_path / "inner" / "target"
+    with pytest.raises(UnsafePathError, match="path"):
+        checkpoint.to_directory(target)
+    with pytest.raises(UnsafePathError):
+        checkpoint.pack()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
+
+
 def test_from_local_dir_skips_commit_files(make_dir: MakeDir, sample_files: Tree) -> None:
     """Manifest and metadata files are not packed as checkpoint files."""
     src = make_dir("src", {**sample_files, MANIFEST_NAME: b"{}", METADATA_NAME: b"{}"})
