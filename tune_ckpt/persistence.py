@@ -22,13 +22,13 @@ from tune_ckpt.config import CheckpointConfig, TransferMode
 from tune_ckpt.errors import StorageError
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore, Committed
+from tune_ckpt.storage.lease import MARKER_PREFIX as MARKER_PREFIX  # where it used to live
+from tune_ckpt.storage.lease import require
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.packing import PackedCheckpoint
 from tune_ckpt.trainable import FunctionTrainable, Trainable, TrainableState
 
 logger = logging.getLogger(__name__)
-
-MARKER_PREFIX = ".tune_ckpt_marker_"
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ class CheckpointWriter:
                 as_dict = trainable.save(staged)
                 if as_dict is not None:
                     as_dict.to_directory(staged)
+                require(self.ctx.experiment, self.ctx.marker)
                 committed = self.store.commit_staged(relative, staged, state.iteration, results)
             except BaseException:
                 shutil.rmtree(staged, ignore_errors=True)
@@ -121,6 +122,7 @@ class CheckpointWriter:
             if as_dict is not None:
                 as_dict.to_directory(tmp)
             if self.shared:
+                require(self.ctx.experiment, self.ctx.marker)
                 return self._saved(
                     self.store.commit_local_dir(relative, tmp, state.iteration), state
                 )
@@ -137,6 +139,8 @@ class CheckpointWriter:
     ) -> SavedCheckpoint:
         """Persist (or pack) a Checkpoint a function trainable reported."""
         relative = self._relative(state.iteration)
+        if self.shared:
+            require(self.ctx.experiment, self.ctx.marker)
         fs = checkpoint.filesystem
         local_dir = checkpoint.path if fs is not None and fs.type_name == "local" else None
         if local_dir is not None:

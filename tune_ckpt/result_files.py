@@ -12,12 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
 from typing import Any
 
 from tune_ckpt.metrics import jsonable
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.location import StorageLocation
+
+logger = logging.getLogger(__name__)
 
 PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
@@ -111,8 +114,21 @@ class ResultFiles:
 
 
 def read_results(experiment: StorageLocation, trial_dir: str) -> list[dict[str, Any]]:
-    """All results in a trial's ``result.json``."""
+    """All results in a trial's ``result.json``; a torn or unparsable line (a driver killed
+    mid-append) is skipped with a warning naming the file and line."""
     rel = paths.join(trial_dir, RESULT_FILE)
     if not experiment.exists(rel):
         return []
-    return [json.loads(line) for line in experiment.read_bytes(rel).splitlines() if line.strip()]
+    results = []
+    for number, line in enumerate(experiment.read_bytes(rel).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            result = json.loads(line)
+        except ValueError:
+            result = None
+        if not isinstance(result, dict):
+            logger.warning("skipping unparsable line %d of %s", number, experiment.uri(rel))
+            continue
+        results.append(result)
+    return results
