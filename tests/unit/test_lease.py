@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -168,3 +170,28 @@ def test_bad_timeout_setting(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(lease_mod.TIMEOUT_ENV, raw)
     with pytest.raises(ValueError, match=f"{lease_mod.TIMEOUT_ENV}={raw!r} is invalid"):
         lease_mod.lease_timeout_s()
+
+
+def test_on_its_own_host_a_lease_of_a_gone_process_is_stale_at_once(
+    experiment: StorageLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen from the driver's host, a fresh lease whose process exited is dead: a restore
+    right after a SIGKILL on the same machine need not wait for the timeout."""
+    monkeypatch.setenv(lease_mod.TIMEOUT_ENV, "60")
+    lease = lease_mod.acquire(experiment)
+    lease._stop.set()  # the "driver" dies: no more renewals, its lease stays behind
+    lease._thread.join()
+    (mine,) = lease_mod.read_leases(experiment)
+    assert mine.pid == os.getpid() and not mine.is_stale()  # this process is alive
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    document = json.loads((tmp_path / lease.name).read_text())
+    elsewhere = {**document, "pid": gone.pid, "host": "elsewhere"}
+    (tmp_path / lease.name).write_text(json.dumps(elsewhere))
+    assert not lease_mod.read_leases(experiment)[0].is_stale()  # another host: wait
+    (tmp_path / lease.name).write_text(json.dumps({**document, "pid": gone.pid}))
+    (dead,) = lease_mod.read_leases(experiment)
+    assert dead.age_s() < 60 and dead.is_stale()
+    lease_mod.acquire(experiment).release()
+    assert list(tmp_path.iterdir()) == []
