@@ -280,15 +280,18 @@ def _gc(doc: Doc, console: Console) -> None:
         console.print(table)
     removed, published = len(doc["removed"]), len(doc["published"])
     marker_note = f", {len(doc['markers'])} driver lease(s)" if doc["markers"] else ""
-    if doc["kept"]:
-        marker_note += f"; kept {len(doc['kept'])} committed checkpoint(s) missing a manifest"
     if dry:
-        summary = (
-            f"dry run: would remove {removed}{marker_note}, publish {published}; nothing changed"
-        )
+        summary = f"dry run: would remove {removed}{marker_note}, publish {published}"
     else:
         summary = f"{removed} removed{marker_note}, {published} published"
-    console.print(Text(summary))
+    if doc["kept"]:
+        summary += (
+            f"; kept {len(doc['kept'])} committed checkpoint(s) whose manifest is missing "
+            "(--force removes them)"
+        )
+    if doc["running"]:
+        summary += f"; {len(doc['running'])} running: gc refuses without --force"
+    console.print(Text(summary + ("; nothing changed" if dry else "")))
 
 
 def _resume(doc: Doc, console: Console) -> None:
