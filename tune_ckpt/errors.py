@@ -14,6 +14,8 @@
     ├── TrainableError (TypeError)      a trainable that cannot run (wrong kind, unpicklable, ...)
     ├── TrialError                      a trial failed; carries the worker's traceback
     └── ExperimentError                 an experiment cannot be found, read or restored
+        ├── ExperimentLockedError       another live driver holds the experiment's lease
+        └── LeaseLostError              a worker's driver no longer holds the lease: no commit
 
 Backend errors are translated at the storage boundary (``raise StorageError(...) from exc``)
 and never logged and swallowed. ``STORAGE_ERRORS`` is the one tuple callers catch for them.
@@ -112,3 +114,12 @@ class TrialError(TuneCkptError):
 
 class ExperimentError(TuneCkptError):
     """An experiment path holds no experiment, or cannot be restored as asked."""
+
+
+class ExperimentLockedError(ExperimentError):
+    """Another driver, alive (its lease's heartbeat is recent), runs the experiment."""
+
+
+class LeaseLostError(ExperimentError):
+    """The lease of the driver that started this worker is gone (the driver died and a new
+    one took the experiment over): the worker must not commit."""

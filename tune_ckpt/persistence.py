@@ -30,6 +30,7 @@ from tune_ckpt.config import CheckpointConfig, TransferMode
 from tune_ckpt.errors import StorageError, StoragePermissionError
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore, Committed
+from tune_ckpt.storage.lease import require
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.manifest import METADATA_NAME
 from tune_ckpt.storage.packing import PackedCheckpoint
@@ -37,7 +38,6 @@ from tune_ckpt.trainable import FunctionTrainable, Trainable, TrainableState
 
 logger = logging.getLogger(__name__)
 
-MARKER_PREFIX = ".tune_ckpt_marker_"
 PROBE_PREFIX = ".tune_ckpt_probe_"
 """Files a worker creates and deletes at the experiment root to learn it may write there."""
 
@@ -254,6 +254,7 @@ class CheckpointWriter:
         try:
             _save_into(trainable, tmp)
             if self.shared:
+                require(self.ctx.experiment, self.ctx.marker)
                 try:
                     committed = self.store.commit_local_dir(
                         relative, tmp, state.iteration, results=results
@@ -278,6 +279,7 @@ class CheckpointWriter:
         committed, or packed if the commit is refused; it never outlives the call."""
         try:
             _save_into(trainable, staged)
+            require(self.ctx.experiment, self.ctx.marker)
             try:
                 committed = self.store.commit_staged(relative, staged, state.iteration, results)
             except StoragePermissionError as exc:
@@ -295,6 +297,8 @@ class CheckpointWriter:
     ) -> SavedCheckpoint:
         """Persist (or pack) a Checkpoint a function trainable reported."""
         relative = self._relative(state.iteration)
+        if self.shared:
+            require(self.ctx.experiment, self.ctx.marker)
         fs = checkpoint.filesystem
         local_dir = checkpoint.path if fs is not None and fs.type_name == "local" else None
         if local_dir is not None:

@@ -17,13 +17,13 @@ from tune_ckpt import journal as journal_mod
 from tune_ckpt.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from tune_ckpt.errors import STORAGE_ERRORS, CheckpointError, ExperimentError, TrainableError
 from tune_ckpt.journal import Journal
-from tune_ckpt.persistence import MARKER_PREFIX
 from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result_files import ResultFiles, pickle_config, read_params, read_results
 from tune_ckpt.result_grid import Result, ResultGrid
 from tune_ckpt.runner import TrialRunner
 from tune_ckpt.search import Choice, generate_configs
+from tune_ckpt.storage import lease as lease_mod
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
@@ -181,11 +181,11 @@ class Tuner:
             experiment, trials = self._new_experiment()
         # Pickled before anything is written: a config that cannot be persisted fails here.
         pickled = {} if self._restored is not None else _pickled_configs(trials)
-        marker = self._write_marker(experiment)
+        lease = self._take_lease(experiment)
         journal = Journal(experiment)
         try:
-            # The marker goes whatever fails from here: a marker left behind makes
-            # tune-ckpt gc treat the experiment as running.
+            # The lease goes whatever fails from here (a lease left behind would keep the
+            # experiment locked until its heartbeat is older than its timeout).
             self._clear_restarted(experiment, journal)
             if self._restored is None:
                 journal.write_header(self._name, self._settings(experiment))
@@ -203,13 +203,21 @@ class Tuner:
                 self._run_config,
                 self._tune_config,
                 journal,
-                marker,
+                lease.name,
                 progress,
             )
             runner.run()
-        finally:
+        except BaseException:
             progress.stop()
-            experiment.delete_file(marker)
+            # The error that ended the sweep is the one to raise, not a failure to remove the
+            # lease on the same broken storage (its heartbeat then lets it expire).
+            try:
+                lease.release()
+            except STORAGE_ERRORS as exc:
+                logger.error("could not remove the lease %s: %s", lease.name, exc)
+            raise
+        progress.stop()
+        lease.release()
         progress.summary()
         results = [
             Result.from_trial(t, experiment, self._run_config.checkpoint_config) for t in trials
@@ -269,16 +277,15 @@ class Tuner:
             trials.append(Trial(trial_id, config, paths.join(f"{self._name}_{trial_id}")))
         return experiment, trials
 
-    def _write_marker(self, experiment: StorageLocation) -> str:
-        """Create the experiment folder and the marker workers look for; a storage path that
-        cannot be written fails here, before any trial starts."""
-        marker = f"{MARKER_PREFIX}{uuid.uuid4().hex}"
+    def _take_lease(self, experiment: StorageLocation) -> lease_mod.Lease:
+        """Create the experiment folder and take its lease (the marker workers look for):
+        refused while another driver runs it; a storage path that cannot be written fails
+        here, before any trial starts."""
         try:
             experiment.makedirs()
-            experiment.write_bytes(marker, b"tune_ckpt")
+            return lease_mod.acquire(experiment)
         except STORAGE_ERRORS as exc:
             raise type(exc)(exc.path, f"storage_path cannot be written ({exc.cause})") from exc
-        return marker
 
     # -- restore ---------------------------------------------------------------------------
 
@@ -311,6 +318,8 @@ class Tuner:
         """
         experiment = StorageLocation.resolve(path, storage_filesystem)
         header, trials_by_id = journal_mod.load(experiment)
+        # Reconciling writes result files: not while another driver runs the experiment.
+        lease_mod.check_free(experiment)
         name = _name_of(trainable)
         if header.get("trainable") != name:
             raise ExperimentError(

@@ -8,7 +8,6 @@ import os
 import socket
 from pathlib import Path
 
-from tune_ckpt.persistence import MARKER_PREFIX
 from tune_ckpt.storage.commit import TMP_PREFIX
 
 from .conftest import (
@@ -244,35 +243,6 @@ def test_gc_dry_run_then_gc(experiments: Experiments, tmp_path: Path) -> None:
         f"checkpoint_{i:06d}" for i in range(1, ITERATIONS + 1)
     ]
     assert run_json("gc", str(experiment))["removed"] == []
-
-
-def test_gc_refuses_a_running_experiment_unless_forced(
-    experiments: Experiments, tmp_path: Path
-) -> None:
-    """With a fit() marker in the experiment folder, gc (even --dry-run) refuses with one line
-    naming --force and changes nothing; --force sweeps and removes the stale marker, so the
-    next plain gc goes through."""
-    root = copy_experiment(experiments.root, tmp_path / "root")
-    _, trial_dir = next(iter(experiments.ok_trials.items()))
-    leftovers = plant_leftovers(root / "exp_ok" / trial_dir)
-    marker = root / "exp_ok" / f"{MARKER_PREFIX}0123abcd"
-    marker.write_bytes(b"tune_ckpt")
-
-    for args in (["gc", str(root)], ["gc", str(root / "exp_ok"), "--dry-run"]):
-        assert_usage_error(run_cli(*args), str(root / "exp_ok"), "--force", MARKER_PREFIX)
-        assert all(p.exists() for p in leftovers)
-
-    dry = run_cli("gc", str(root), "--force", "--dry-run")
-    assert dry.returncode == 0, dry.stderr
-    assert table_row(dry.stdout, marker.name) == ["would remove", str(marker)]
-    assert marker.exists() and all(p.exists() for p in leftovers)
-
-    doc = run_json("gc", str(root), "--force")
-    assert sorted(r["path"] for r in doc["removed"]) == sorted(str(p) for p in leftovers)
-    assert doc["markers"] == [{"experiment": str(root / "exp_ok"), "path": str(marker)}]
-    assert not any(p.exists() for p in leftovers) and not marker.exists()
-    again = run_json("gc", str(root))
-    assert again["removed"] == [] and again["markers"] == []
 
 
 # -- bad arguments -------------------------------------------------------------------------

@@ -115,18 +115,19 @@ def test_restart_errored_with_unreachable_address_deletes_nothing(
 
 
 def test_resume_after_the_driver_was_killed(tmp_path: Path, local_ray: None) -> None:
-    """A driver killed with SIGKILL leaves trials unfinished and its marker behind: ls shows
-    them unfinished, gc refuses without --force, and resume runs every trial to the end from
-    its checkpoints."""
+    """A driver killed with SIGKILL leaves trials unfinished and its lease behind: ls shows
+    the experiment interrupted, gc --dry-run lists the dead driver's lease without --force,
+    and resume takes it over and runs every trial to the end from its checkpoints."""
     kill_driver_mid_sweep(tmp_path, signal.SIGKILL)
     experiment = tmp_path / "exp"
-    before = run_json("ls", str(experiment))["trials"]
+    listing = run_json("ls", str(experiment))
+    assert listing["state"] == "interrupted"
+    before = listing["trials"]
     assert len(before) == 3
-    assert any(t["status"] in ("RUNNING", "PENDING") for t in before), before
+    assert any(t["status"] in ("INTERRUPTED", "PENDING") for t in before), before
 
-    refused = run_cli("gc", str(experiment))
-    assert refused.returncode == 2, refused.stderr
-    assert refused.stderr.startswith("tune-ckpt: error:") and "--force" in refused.stderr
+    dry = run_json("gc", str(experiment), "--dry-run")
+    assert [m["stale"] for m in dry["markers"]] == [True]
 
     address = ray.get_runtime_context().gcs_address
     trainable = "fault._trainables:accumulate_fn"
@@ -136,3 +137,4 @@ def test_resume_after_the_driver_was_killed(tmp_path: Path, local_ray: None) -> 
     resumed = [t for t in before if t["iterations"] > 0]
     assert resumed, "no trial had results when the driver was killed"
     assert run_cli("verify", str(experiment)).returncode == 0
+    assert list(experiment.glob(".tune_ckpt_marker_*")) == []

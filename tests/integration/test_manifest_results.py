@@ -47,9 +47,7 @@ def test_class_trainable_manifests_hold_results(
             verbose=0,
             stop={"training_iteration": 5},
             checkpoint_transfer=transfer,  # type: ignore[arg-type]
-            checkpoint_config=tune.CheckpointConfig(
-                checkpoint_frequency=2, checkpoint_at_end=True
-            ),
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2, checkpoint_at_end=True),
         ),
     ).fit()
     assert result.error is None

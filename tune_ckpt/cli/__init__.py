@@ -33,14 +33,18 @@ _JSON_HELP = {
     "ls": """\
 --json, on an experiment:
   {"kind": "experiment", "path", "name", "trainable", "created" (epoch seconds),
-   "metric", "mode" (TuneConfig's, or null), "statuses": {status: count},
+   "metric", "mode" (TuneConfig's, or null), "state" ("running": a driver holds a live
+   lease; "interrupted": its driver died (stale lease) or left trials unfinished;
+   "finished"), "lease" (null, or {"lease_id", "host", "pid", "heartbeat_age_s",
+   "timeout_s", "stale"}), "statuses": {status: count} (a RUNNING trial of an experiment
+   that is not running shows as INTERRUPTED),
    "trials": [{"trial_id", "trial_dir", "status", "iterations" (training_iteration of the
      last result), "best_metric" (best value of the metric over the trial's results, null
      without a metric), "num_checkpoints" (committed on storage), "checkpoint_bytes"}]}
 --json, on a folder of experiments:
   {"kind": "experiments", "path", "experiments": [{"name", "path", "trainable", "created",
-   "num_trials", "statuses": {status: count}, "error" (null, or why its journal is
-   unreadable)}]}""",
+   "num_trials", "statuses": {status: count}, "state", "lease" (as above), "error" (null,
+   or why its journal is unreadable)}]}""",
     "show": """\
 --json:
   {"kind": "trial", "experiment", "path", "trial_id", "trial_dir", "status", "config",
@@ -48,19 +52,33 @@ _JSON_HELP = {
    "metric", "mode", "last_result",
    "checkpoints": [{"name", "path", "iteration", "metrics", "metrics_source" ("journal":
      reported with the checkpoint; "results": the result of its iteration; or null), "size"
-     (bytes), "verified" (bool), "problems" ([one line per bad file])}]}""",
+     (bytes), "verified" (bool), "status" ("ok", "bad" or "unreadable"), "problems" ([one
+     line per problem])}]}
+A checkpoint the journal records as committed whose manifest is gone is listed as bad
+("manifest missing").""",
     "verify": """\
 --json:
-  {"kind": "verify", "path", "verified" (count), "bad" (count),
-   "checkpoints": [{"experiment", "trial_id", "path", "iteration", "ok", "problems"}]}
-Exit status 1 when any checkpoint fails verification.""",
+  {"kind": "verify", "path", "verified" (count), "bad" (count), "unreadable" (count),
+   "checkpoints": [{"experiment", "trial_id", "path", "iteration", "ok", "status",
+     "problems"}]}
+"status": "ok"; "bad" (its bytes were read and do not match its manifest, its manifest
+does not parse, or the journal records it as committed and its manifest is missing);
+"unreadable" (storage failed while reading it: not known to be bad).
+Exit status 1 when any checkpoint is bad; else 2 when any is unreadable.""",
     "gc": """\
 --json:
   {"kind": "gc", "path", "dry_run", "removed": [{"experiment", "trial_id", "path"}],
    "published": [{"experiment", "trial_id", "from", "to"}],
-   "markers": [{"experiment", "path"}]}
+   "kept": [{"experiment", "trial_id", "path"}],
+   "markers": [{"experiment", "path", "lease_id", "host", "pid", "heartbeat_age_s",
+     "timeout_s", "stale"}],
+   "running": [same as "markers"]}
 "published": a sealed temporary folder whose rename into place was interrupted, renamed
-now instead of removed. "markers": fit() markers removed by --force (empty without it).""",
+now instead of removed. "kept": checkpoint folders without a manifest that the journal
+records as committed, kept unless --force. "markers": driver leases removed: stale ones
+(their driver died: no heartbeat within their timeout), live ones only with --force.
+"running": live leases of experiments a dry run looked at (gc without --dry-run refuses
+them unless --force).""",
     "resume": """\
 --json:
   {"kind": "resume", "path", "num_trials", "statuses": {status: count},
@@ -110,7 +128,15 @@ def _show(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     doc = gather.verify(args.path)
     _emit(doc, args.json)
-    return 1 if doc["bad"] else 0
+    if doc["bad"]:
+        return 1
+    if doc["unreadable"]:
+        _print_error(
+            f"{doc['unreadable']} checkpoint(s) could not be read (storage failed); "
+            "run verify again once storage is reachable"
+        )
+        return 2
+    return 0
 
 
 def _gc(args: argparse.Namespace) -> int:
@@ -228,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="\n\n".join(f"{PROG} {name}\n{text}" for name, text in _JSON_HELP.items())
         + "\n\nExit status: 0 success; 1 bad checkpoints (verify) or errored trials (resume);"
-        " 2 usage, experiment or storage errors.",
+        " 2 usage, experiment or storage errors (verify: unreadable checkpoints).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -266,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--force",
         action="store_true",
-        help="sweep even when a fit() marker is present (left behind by a killed driver), "
-        "and remove the marker",
+        help="sweep even when a live driver lease is present, remove it, and remove "
+        "checkpoint folders whose manifest is missing even where the journal records them",
     )
     resume = _command(
         commands,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from tune_ckpt import journal
@@ -18,16 +19,17 @@ from tune_ckpt.errors import (
     CheckpointNotFoundError,
     CorruptCheckpointError,
     ExperimentError,
+    StorageError,
     TuneCkptError,
 )
 from tune_ckpt.metrics import as_score, lookup
-from tune_ckpt.persistence import MARKER_PREFIX
 from tune_ckpt.progress import error_line
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result import TRAINING_ITERATION
 from tune_ckpt.result_files import read_results
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore, Committed
+from tune_ckpt.storage.lease import LeaseInfo, read_leases
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trial import Trial, TrialStatus
 
@@ -86,8 +88,34 @@ def _tune_settings(header: dict[str, Any]) -> tuple[str | None, str | None]:
     return tune_config.get("metric"), tune_config.get("mode")
 
 
-def _status_counts(trials: dict[str, Trial]) -> dict[str, int]:
-    return dict(sorted(Counter(t.status.value for t in trials.values()).items()))
+INTERRUPTED = "INTERRUPTED"
+"""How ``ls`` shows a trial the journal has as RUNNING when no live driver runs it."""
+
+
+def experiment_state(
+    experiment: StorageLocation, trials: dict[str, Trial]
+) -> tuple[str, LeaseInfo | None]:
+    """``("running", its live lease)``; ``("interrupted", a stale lease or None)`` when its
+    driver died (a stale lease) or left trials unfinished; else ``("finished", None)``."""
+    leases = read_leases(experiment)
+    live = [lease for lease in leases if not lease.is_stale()]
+    if live:
+        return "running", live[0]
+    unfinished = (TrialStatus.RUNNING, TrialStatus.PENDING)
+    if leases or any(t.status in unfinished for t in trials.values()):
+        return "interrupted", leases[0] if leases else None
+    return "finished", None
+
+
+def shown_status(trial: Trial, state: str) -> str:
+    """The trial's status as ``ls`` shows it: RUNNING only while a live driver runs it."""
+    if trial.status == TrialStatus.RUNNING and state != "running":
+        return INTERRUPTED
+    return trial.status.value
+
+
+def _status_counts(trials: dict[str, Trial], state: str = "running") -> dict[str, int]:
+    return dict(sorted(Counter(shown_status(t, state) for t in trials.values()).items()))
 
 
 # -- results and checkpoints of one trial --------------------------------------------------
@@ -126,24 +154,61 @@ def exception_line(error: str | None) -> str | None:
     return error_line(error) if error and error.strip() else None
 
 
+MANIFEST_MISSING = "manifest missing: the journal records this checkpoint as committed"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of checking one checkpoint.
+
+    Attributes:
+        status: "ok"; "bad" (its bytes were read and failed verification, or its manifest
+            is gone though the journal records it); "unreadable" (storage failed: unknown).
+        problems: one line per problem ("bad"), or the storage error ("unreadable").
+        committed: its manifest, when that could be read.
+    """
+
+    status: str
+    problems: list[str]
+    committed: Committed | None
+
+
 def check_checkpoint(
     store: CheckpointStore, relative: str, expected_digest: str | None
-) -> tuple[list[str], Committed | None] | None:
-    """Verify one committed checkpoint: (problems, its manifest when readable); no problems
-    means it verifies. None when it is no longer committed (retention of a running sweep
-    deleted it after it was listed)."""
+) -> Check | None:
+    """Verify one committed checkpoint. None when it is no longer committed (retention of a
+    running sweep deleted it after it was listed)."""
     try:
-        return [], store.verify(relative, expected_digest or None)
+        return Check("ok", [], store.verify(relative, expected_digest or None))
     except CorruptCheckpointError as exc:
         try:
             committed: Committed | None = store.read(relative)
-        except CheckpointError:
+        except (CheckpointError, StorageError):
             committed = None
-        return exc.problems, committed
+        return Check("bad", exc.problems, committed)
     except CheckpointNotFoundError:
         return None
-    except CheckpointError as exc:  # an unreadable manifest
-        return [str(exc)], None
+    except CheckpointError as exc:  # a manifest that does not parse
+        return Check("bad", [str(exc)], None)
+    except StorageError as exc:
+        return Check("unreadable", [str(exc)], None)
+
+
+def journal_only(trial: Trial, on_storage: list[str]) -> list[CheckpointRecord]:
+    """The checkpoints the journal records as committed that storage has no manifest of."""
+    listed = set(on_storage)
+    return [record for record in trial.checkpoints if record.path not in listed]
+
+
+def _journal_only_now(
+    experiment: StorageLocation, trial: Trial, on_storage: list[str], state: str
+) -> list[CheckpointRecord]:
+    """:func:`journal_only`; while a driver runs, judged by the journal as it is after the
+    listing, since its retention journals a checkpoint's removal before deleting it."""
+    if state == "running":
+        _, fresh = journal.load(experiment)
+        trial = fresh.get(trial.trial_id, trial)
+    return journal_only(trial, on_storage)
 
 
 def _records(trial: Trial) -> dict[str, CheckpointRecord]:
@@ -165,15 +230,20 @@ def experiment_summary(experiment: StorageLocation) -> Doc:
             "created": None,
             "num_trials": 0,
             "statuses": {},
+            "state": None,
+            "lease": None,
             "error": str(exc),
         }
+    state, lease = experiment_state(experiment, trials)
     return {
         "name": _name(experiment),
         "path": experiment.uri(),
         "trainable": header.get("trainable"),
         "created": header.get("created"),
         "num_trials": len(trials),
-        "statuses": _status_counts(trials),
+        "statuses": _status_counts(trials, state),
+        "state": state,
+        "lease": lease.to_json() if lease else None,
         "error": None,
     }
 
@@ -184,8 +254,9 @@ def trial_row(
     trial: Trial,
     metric: str | None,
     mode: str | None,
+    state: str = "running",
 ) -> Doc:
-    """One trial's row of ``ls`` on an experiment."""
+    """One trial's row of ``ls`` on an experiment (``state``: the experiment's)."""
     history = read_results(experiment, trial.trial_dir)
     last = last_result(trial, history)
     committed = store.list_committed(trial.trial_dir)
@@ -197,7 +268,7 @@ def trial_row(
     return {
         "trial_id": trial.trial_id,
         "trial_dir": trial.trial_dir,
-        "status": trial.status.value,
+        "status": shown_status(trial, state),
         "iterations": _iteration(last),
         "best_metric": best_score([*history, last], metric, mode),
         "num_checkpoints": len(committed),
@@ -210,6 +281,7 @@ def experiment_listing(experiment: StorageLocation) -> Doc:
     header, trials = journal.load(experiment)
     metric, mode = _tune_settings(header)
     store = CheckpointStore(experiment)
+    state, lease = experiment_state(experiment, trials)
     return {
         "kind": "experiment",
         "path": experiment.uri(),
@@ -218,8 +290,10 @@ def experiment_listing(experiment: StorageLocation) -> Doc:
         "created": header.get("created"),
         "metric": metric,
         "mode": mode,
-        "statuses": _status_counts(trials),
-        "trials": [trial_row(experiment, store, t, metric, mode) for t in trials.values()],
+        "state": state,
+        "lease": lease.to_json() if lease else None,
+        "statuses": _status_counts(trials, state),
+        "trials": [trial_row(experiment, store, t, metric, mode, state) for t in trials.values()],
     }
 
 
@@ -277,17 +351,24 @@ def show(path: str) -> Doc:
     header, trials = journal.load(experiment)
     metric, mode = _tune_settings(header)
     trial = find_trial(trials, name, experiment)
+    state, _ = experiment_state(experiment, trials)
     store = CheckpointStore(experiment)
     history = read_results(experiment, trial.trial_dir)
     by_iteration = {_iteration(r): r for r in history}
     records = _records(trial)
-    checkpoints = []
-    for relative in store.list_committed(trial.trial_dir):
+    on_storage = store.list_committed(trial.trial_dir)
+    checks: list[tuple[str, Check]] = []
+    for relative in on_storage:
         record = records.get(relative)
         checked = check_checkpoint(store, relative, record.manifest_digest if record else None)
-        if checked is None:
-            continue
-        problems, committed = checked
+        if checked is not None:
+            checks.append((relative, checked))
+    for record in _journal_only_now(experiment, trial, on_storage, state):
+        checks.append((record.path, Check("bad", [MANIFEST_MISSING], None)))
+    checkpoints = []
+    for relative, checked in checks:
+        record = records.get(relative)
+        committed = checked.committed
         if record is not None:
             iteration = record.iteration
         elif committed is not None:
@@ -310,17 +391,19 @@ def show(path: str) -> Doc:
                 "metrics": metrics,
                 "metrics_source": source,
                 "size": committed.manifest.total_size if committed else None,
-                "verified": not problems,
-                "problems": problems,
+                "verified": checked.status == "ok",
+                "status": checked.status,
+                "problems": checked.problems,
             }
         )
+    checkpoints.sort(key=lambda c: (c["iteration"], c["name"]))
     return {
         "kind": "trial",
         "experiment": experiment.uri(),
         "path": experiment.uri(trial.trial_dir),
         "trial_id": trial.trial_id,
         "trial_dir": trial.trial_dir,
-        "status": trial.status.value,
+        "status": shown_status(trial, state),
         "config": trial.config,
         "num_failures": trial.num_failures,
         "num_preemptions": trial.num_preemptions,
@@ -337,37 +420,51 @@ def show(path: str) -> Doc:
 
 
 def verify(path: str) -> Doc:
-    """``verify PATH``: every committed checkpoint of every trial against its manifest."""
+    """``verify PATH``: every committed checkpoint of every trial against its manifest, and
+    every checkpoint the journal records as committed."""
     location = resolve(path)
     checked_docs = []
     for experiment in experiments_at(location):
         _, trials = journal.load(experiment)
+        state, _ = experiment_state(experiment, trials)
         store = CheckpointStore(experiment)
         for trial in trials.values():
             records = _records(trial)
-            for relative in store.list_committed(trial.trial_dir):
+            on_storage = store.list_committed(trial.trial_dir)
+            checks: list[tuple[str, Check]] = []
+            for relative in on_storage:
                 record = records.get(relative)
                 digest = record.manifest_digest if record else None
                 checked = check_checkpoint(store, relative, digest)
-                if checked is None:
-                    continue
-                problems, committed = checked
+                if checked is not None:
+                    checks.append((relative, checked))
+            for record in _journal_only_now(experiment, trial, on_storage, state):
+                checks.append((record.path, Check("bad", [MANIFEST_MISSING], None)))
+            for relative, checked in checks:
+                record = records.get(relative)
+                if checked.committed is not None:
+                    iteration: int | None = checked.committed.iteration
+                else:
+                    iteration = record.iteration if record else None
                 checked_docs.append(
                     {
                         "experiment": experiment.uri(),
                         "trial_id": trial.trial_id,
                         "path": experiment.uri(relative),
-                        "iteration": committed.iteration if committed else None,
-                        "ok": not problems,
-                        "problems": problems,
+                        "iteration": iteration,
+                        "ok": checked.status == "ok",
+                        "status": checked.status,
+                        "problems": checked.problems,
                     }
                 )
-    bad = sum(1 for c in checked_docs if not c["ok"])
+    bad = sum(1 for c in checked_docs if c["status"] == "bad")
+    unreadable = sum(1 for c in checked_docs if c["status"] == "unreadable")
     return {
         "kind": "verify",
         "path": location.uri(),
-        "verified": len(checked_docs) - bad,
+        "verified": len(checked_docs) - bad - unreadable,
         "bad": bad,
+        "unreadable": unreadable,
         "checkpoints": checked_docs,
     }
 
@@ -375,76 +472,73 @@ def verify(path: str) -> Doc:
 # -- gc ------------------------------------------------------------------------------------
 
 
-def markers(experiment: StorageLocation) -> list[str]:
-    """The marker files of running ``fit()`` calls in an experiment folder."""
-    return sorted(
-        paths.basename(info.path)
-        for info in experiment.list_dir()
-        if info.is_file and paths.basename(info.path).startswith(MARKER_PREFIX)
-    )
+def _lease_doc(experiment: StorageLocation, lease: LeaseInfo) -> Doc:
+    return {"experiment": experiment.uri(), "path": experiment.uri(lease.name), **lease.to_json()}
 
 
 def gc(path: str, dry_run: bool = False, force: bool = False) -> Doc:
     """``gc PATH``: sweep the leftovers of interrupted writes from every trial folder.
 
-    Refuses (CliError) an experiment with a ``fit()`` marker unless ``force``: while a
-    driver runs, its temporary folders are writes in progress, not leftovers. With
-    ``force`` the markers go too, since only a driver that died leaves one behind; a marker
-    left in place would make every later ``gc`` refuse again.
+    Refuses (CliError) an experiment whose driver holds a live lease, unless ``force``:
+    while a driver runs, its temporary folders are writes in progress, not leftovers. A
+    dry run never refuses; it lists such experiments under "running". Stale leases (their
+    driver died) are removed, live ones only with ``force``. A checkpoint folder without a
+    manifest that the journal records as committed is kept (listed under "kept") unless
+    ``force``: its manifest was lost, and the folder may be all that is left of it.
     """
     location = resolve(path)
     experiments = experiments_at(location)
-    if not force:
-        # Checked for all before touching any, so a refusal changes nothing.
-        busy = [(e, m) for e in experiments if (m := markers(e))]
-        if busy:
-            experiment, found = busy[0]
-            others = f" (and {len(busy) - 1} more experiments)" if len(busy) > 1 else ""
-            raise CliError(
-                f"{experiment.uri()}{others} has a fit() running (marker {found[0]}): its "
-                "temporary folders are writes in progress, not leftovers. If no driver is "
-                "running it (a driver killed with SIGKILL leaves its marker behind), "
-                "pass --force"
-            )
+    # Checked for all before touching any, so a refusal changes nothing.
+    leases = {e.uri(): read_leases(e) for e in experiments}
+    running = [
+        _lease_doc(e, lease)
+        for e in experiments
+        for lease in leases[e.uri()]
+        if not lease.is_stale()
+    ]
+    if running and not force and not dry_run:
+        first = running[0]
+        others = f" (and {len(running) - 1} more)" if len(running) > 1 else ""
+        holder = next(lease for lease in leases[first["experiment"]] if not lease.is_stale())
+        raise CliError(
+            f"{first['experiment']}{others} is being run by a live driver: "
+            f"{holder.holder()}, lease {holder.name}. Its temporary folders are writes in "
+            "progress, not leftovers. If no driver runs it, wait until its heartbeat is "
+            f"older than {holder.timeout_s:g} s, or pass --force"
+        )
     removed: list[Doc] = []
     published: list[Doc] = []
+    kept: list[Doc] = []
     stale_markers: list[Doc] = []
     for experiment in experiments:
         _, trials = journal.load(experiment)
         store = CheckpointStore(experiment)
         for trial in trials.values():
-            report = store.sweep_report(trial.trial_dir, dry_run=dry_run)
-            for relative in report.removed:
-                removed.append(
-                    {
-                        "experiment": experiment.uri(),
-                        "trial_id": trial.trial_id,
-                        "path": experiment.uri(relative),
-                    }
-                )
-            for source, target in report.published:
-                published.append(
-                    {
-                        "experiment": experiment.uri(),
-                        "trial_id": trial.trial_id,
-                        "from": experiment.uri(source),
-                        "to": experiment.uri(target),
-                    }
-                )
-        if not force:
-            continue
-        # After the sweep: had it failed, the marker would still say the run is unclean.
-        for marker in markers(experiment):
+            keep = () if force else {record.path for record in trial.checkpoints}
+            report = store.sweep_report(trial.trial_dir, dry_run=dry_run, keep=keep)
+            where = {"experiment": experiment.uri(), "trial_id": trial.trial_id}
+            removed += [{**where, "path": experiment.uri(r)} for r in report.removed]
+            kept += [{**where, "path": experiment.uri(r)} for r in report.kept]
+            published += [
+                {**where, "from": experiment.uri(source), "to": experiment.uri(target)}
+                for source, target in report.published
+            ]
+        # After the sweep: had it failed, the lease would still say the run is unclean.
+        for lease in leases[experiment.uri()]:
+            if not (force or lease.is_stale()):
+                continue
             if not dry_run:
-                experiment.delete_file(marker)
-            stale_markers.append({"experiment": experiment.uri(), "path": experiment.uri(marker)})
+                experiment.delete_file(lease.name)
+            stale_markers.append(_lease_doc(experiment, lease))
     return {
         "kind": "gc",
         "path": location.uri(),
         "dry_run": dry_run,
         "removed": removed,
         "published": published,
+        "kept": kept,
         "markers": stale_markers,
+        "running": [] if force else running,
     }
 
 

@@ -41,8 +41,27 @@ def _text(value: Any, style: str = "") -> Text:
     return Text("" if value is None else str(value), style=style)
 
 
+_STATE_STYLE = {"running": "bold cyan", "interrupted": "yellow", "finished": "green"}
+
+
 def _status(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, ""))
+    return Text(status, style=STATUS_STYLE.get(status, "yellow"))
+
+
+def _state(doc: Doc) -> str:
+    """An experiment's state, with who holds its lease: ``running (host h, pid 1, ...)``."""
+    state = doc.get("state") or ""
+    lease = doc.get("lease")
+    if not lease or not state:
+        return state
+    if lease["host"] is None:
+        holder = f"marker of an earlier version, written {lease['heartbeat_age_s']:.0f} s ago"
+    else:
+        holder = (
+            f"driver on {lease['host']}, pid {lease['pid']}, "
+            f"heartbeat {lease['heartbeat_age_s']:.0f} s ago"
+        )
+    return f"{state} ({holder})"
 
 
 def _number(value: Any) -> str:
@@ -122,6 +141,7 @@ def _experiments(doc: Doc, console: Console) -> None:
     table.add_column("trainable", no_wrap=True)
     table.add_column("trials", justify="right")
     table.add_column("statuses")
+    table.add_column("state")
     table.add_column("created", no_wrap=True)
     for exp in doc["experiments"]:
         statuses = (
@@ -134,6 +154,7 @@ def _experiments(doc: Doc, console: Console) -> None:
             _text(exp["trainable"]),
             _text(exp["num_trials"]),
             statuses,
+            _text(_state(exp), _STATE_STYLE.get(exp.get("state") or "", "")),
             _text(_time(exp["created"])),
         )
     console.print(table)
@@ -144,7 +165,7 @@ def _experiment(doc: Doc, console: Console) -> None:
     console.print(
         Text(
             f"trainable {doc['trainable']}, created {_time(doc['created'])}; "
-            f"{_trials(len(doc['trials']))}: {_counts(doc['statuses'])}"
+            f"{_state(doc)}; {_trials(len(doc['trials']))}: {_counts(doc['statuses'])}"
         )
     )
     table = Table()
@@ -208,28 +229,35 @@ def _trial(doc: Doc, console: Console) -> None:
         cells = [_text(ckpt["name"]), _text(ckpt["iteration"])]
         if metric:
             cells.append(_text(_number(lookup(ckpt["metrics"], metric))))
-        verified = (
-            Text("ok", style="green")
-            if ckpt["verified"]
-            else Text("BAD: " + "; ".join(ckpt["problems"]), style="bold red")
-        )
+        verified = _check_cell(ckpt["status"], ckpt["problems"])
         cells += [_text(_compact(ckpt["metrics"])), _text(human_size(ckpt["size"])), verified]
         table.add_row(*cells)
     console.print(table)
 
 
+def _check_cell(status: str, problems: list[str]) -> Text:
+    if status == "ok":
+        return Text("ok", style="green")
+    if status == "unreadable":
+        return Text("UNREADABLE: " + "; ".join(problems), style="yellow")
+    return Text("BAD: " + "; ".join(problems), style="bold red")
+
+
 def _verify(doc: Doc, console: Console) -> None:
-    bad = [c for c in doc["checkpoints"] if not c["ok"]]
-    if bad:
-        _heading(console, "Checkpoints that fail verification")
+    failed = [c for c in doc["checkpoints"] if not c["ok"]]
+    if failed:
+        _heading(console, "Checkpoints that fail verification or cannot be read")
         table = Table()
         table.add_column("checkpoint", no_wrap=True)
         table.add_column("problems", overflow="fold")
-        for ckpt in bad:
-            table.add_row(_text(ckpt["path"]), _text("; ".join(ckpt["problems"]), "red"))
+        for ckpt in failed:
+            table.add_row(_text(ckpt["path"]), _check_cell(ckpt["status"], ckpt["problems"]))
         console.print(table)
-    style = "bold red" if bad else "green"
-    console.print(Text(f"{doc['verified']} verified, {doc['bad']} bad", style=style))
+    style = "bold red" if doc["bad"] else "yellow" if doc["unreadable"] else "green"
+    summary = f"{doc['verified']} verified, {doc['bad']} bad"
+    if doc["unreadable"]:
+        summary += f", {doc['unreadable']} unreadable"
+    console.print(Text(summary, style=style))
 
 
 def _gc(doc: Doc, console: Console) -> None:
@@ -240,6 +268,8 @@ def _gc(doc: Doc, console: Console) -> None:
         for p in doc["published"]
     ]
     rows += [("would remove" if dry else "removed", m["path"]) for m in doc["markers"]]
+    rows += [("kept: journal records it, manifest missing", k["path"]) for k in doc["kept"]]
+    rows += [("running: gc refuses without --force", r["path"]) for r in doc["running"]]
     if rows:
         _heading(console, f"Leftovers in {doc['path']}")
         table = Table()
@@ -249,14 +279,19 @@ def _gc(doc: Doc, console: Console) -> None:
             table.add_row(_text(action), _text(path))
         console.print(table)
     removed, published = len(doc["removed"]), len(doc["published"])
-    marker_note = f", {len(doc['markers'])} fit() marker(s)" if doc["markers"] else ""
+    marker_note = f", {len(doc['markers'])} driver lease(s)" if doc["markers"] else ""
     if dry:
-        summary = (
-            f"dry run: would remove {removed}{marker_note}, publish {published}; nothing changed"
-        )
+        summary = f"dry run: would remove {removed}{marker_note}, publish {published}"
     else:
         summary = f"{removed} removed{marker_note}, {published} published"
-    console.print(Text(summary))
+    if doc["kept"]:
+        summary += (
+            f"; kept {len(doc['kept'])} committed checkpoint(s) whose manifest is missing "
+            "(--force removes them)"
+        )
+    if doc["running"]:
+        summary += f"; {len(doc['running'])} running: gc refuses without --force"
+    console.print(Text(summary + ("; nothing changed" if dry else "")))
 
 
 def _resume(doc: Doc, console: Console) -> None:

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -86,10 +86,13 @@ class SweepReport:
         removed: relative paths of the leftovers removed.
         published: ``(temporary folder, checkpoint)`` relative paths of each sealed temporary
             folder renamed into place.
+        kept: checkpoint folders without a manifest left in place because the caller named
+            them in ``keep`` (the journal records them as committed).
     """
 
     removed: tuple[str, ...]
     published: tuple[tuple[str, str], ...]
+    kept: tuple[str, ...] = ()
 
 
 class CheckpointStore:
@@ -410,9 +413,12 @@ class CheckpointStore:
         ``dry_run``, changes nothing and returns what would be removed."""
         return list(self.sweep_report(trial_relative, dry_run).removed)
 
-    def sweep_report(self, trial_relative: str, dry_run: bool = False) -> SweepReport:
+    def sweep_report(
+        self, trial_relative: str, dry_run: bool = False, keep: Collection[str] = ()
+    ) -> SweepReport:
         """:meth:`sweep`, reporting what was published as well as what was removed (or,
-        with ``dry_run``, what would be, without changing anything)."""
+        with ``dry_run``, what would be, without changing anything). Folders named in
+        ``keep`` (relative paths) are not removed but reported as kept."""
         entries = self.location.list_dir(trial_relative)
         published: list[tuple[str, str]] = []
         taken: set[str] = set()
@@ -429,6 +435,7 @@ class CheckpointStore:
                 taken.add(target)
         sources = {tmp for tmp, _ in published}
         removed = []
+        kept = []
         for info in entries:
             name = paths.basename(info.path)
             relative = paths.join(trial_relative, name)
@@ -441,6 +448,9 @@ class CheckpointStore:
             )
             if not leftover:
                 continue
+            if relative in keep:
+                kept.append(relative)
+                continue
             removed.append(relative)
             if dry_run:
                 continue
@@ -448,7 +458,7 @@ class CheckpointStore:
                 self.location.delete_dir(relative)
             else:
                 self.location.delete_file(relative)
-        return SweepReport(tuple(removed), tuple(published))
+        return SweepReport(tuple(removed), tuple(published), tuple(kept))
 
 
 class BackgroundDeleter:
