@@ -94,13 +94,18 @@ class Journal:
         self._experiment.write_bytes(name, data)
 
 
-def _entries(experiment: StorageLocation) -> list[dict[str, Any]]:
+def _entries(experiment: StorageLocation) -> tuple[list[dict[str, Any]], list[str]]:
+    """The journal's entries, and where a damaged line was skipped."""
     entries: list[dict[str, Any]] = []
+    damaged: list[str] = []
     # Both forms, so an experiment copied between local disk and an object store restores.
     sources = [JOURNAL_FILE] if experiment.is_file(JOURNAL_FILE) else []
     for source in sources + _segments(experiment):
-        entries.extend(parse_json_lines(experiment.read_bytes(source), experiment.uri(source)))
-    return entries
+        skipped: list[int] = []
+        data = experiment.read_bytes(source)
+        entries.extend(parse_json_lines(data, experiment.uri(source), skipped))
+        damaged.extend(f"line {n} of {experiment.uri(source)}" for n in skipped)
+    return entries, damaged
 
 
 def load(experiment: StorageLocation) -> tuple[dict[str, Any], dict[str, Trial]]:
@@ -110,9 +115,10 @@ def load(experiment: StorageLocation) -> tuple[dict[str, Any], dict[str, Trial]]
         raise ExperimentError(
             f"{experiment.uri()} holds no tune_ckpt experiment ({JOURNAL_FILE} not found)"
         )
+    entries, damaged = _entries(experiment)
     header: dict[str, Any] | None = None
     trials: dict[str, Trial] = {}
-    for entry in _entries(experiment):
+    for entry in entries:
         if entry.get("kind") == "experiment" and header is None:
             header = entry
         elif entry.get("kind") == "trial":
@@ -123,5 +129,14 @@ def load(experiment: StorageLocation) -> tuple[dict[str, Any], dict[str, Trial]]
                 continue
             trials[trial.trial_id] = trial
     if header is None:
-        raise ExperimentError(f"{experiment.uri()} has a journal without an experiment header")
+        detail = f" ({damaged[0]} does not parse)" if damaged else ""
+        raise ExperimentError(
+            f"{experiment.uri()} has a journal without an experiment header{detail}"
+        )
+    if damaged:
+        logger.warning(
+            "skipping %d damaged journal line(s), torn by an interrupted write? First: %s",
+            len(damaged),
+            damaged[0],
+        )
     return header, trials

@@ -151,5 +151,5 @@ def test_every_command_reports_damage_without_a_traceback(
         assert "journal without an experiment header" in row["error"]
     if damaged == "result.json":
         proc = run_cli("show", str(root / "exp_ok" / trial_id), "--json")
-        assert "skipping unparsable line 3 of" in proc.stderr
+        assert "result.json: skipping line 3" in proc.stderr
     shutil.rmtree(root)

@@ -26,13 +26,13 @@ from tune_ckpt import air
 from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.config import CheckpointConfig
 from tune_ckpt.persistence import (
-    MARKER_PREFIX,
     PROBE_PREFIX,
     CheckpointWriter,
     TrialContext,
     choose_transfer,
 )
 from tune_ckpt.storage.commit import CheckpointStore
+from tune_ckpt.storage.lease import MARKER_PREFIX
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.manifest import MANIFEST_NAME
 from tune_ckpt.trainable import TrainableState

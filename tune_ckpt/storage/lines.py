@@ -26,11 +26,15 @@ def read_json_lines(location: StorageLocation, relative: str) -> list[dict[str, 
     return parse_json_lines(location.read_bytes(relative), location.uri(relative))
 
 
-def parse_json_lines(data: bytes, where: str) -> list[dict[str, Any]]:
+def parse_json_lines(
+    data: bytes, where: str, skipped: list[int] | None = None
+) -> list[dict[str, Any]]:
     """The JSON objects in ``data``; a line that is not one is skipped with one warning
-    naming ``where`` and the line number."""
+    naming ``where`` and the line number, or, when the caller passes ``skipped``, with its
+    number appended there for the caller to report."""
     entries = []
-    skipped: list[int] = []
+    report = skipped is None
+    skipped = [] if skipped is None else skipped
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
@@ -42,7 +46,7 @@ def parse_json_lines(data: bytes, where: str) -> list[dict[str, Any]]:
             entries.append(entry)
         else:
             skipped.append(number)
-    if skipped and (where, skipped[0]) not in _warned:
+    if report and skipped and (where, skipped[0]) not in _warned:
         _warned.add((where, skipped[0]))  # once, though restore and the CLI read a file often
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
         logger.warning(
