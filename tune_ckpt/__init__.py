@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the eager imports, for type checkers and IDEs
     from tune_ckpt import result
     from tune_ckpt.checkpoint import Checkpoint
-    from tune_ckpt.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+    from tune_ckpt.config import (
+        CheckpointConfig,
+        FailureConfig,
+        RunConfig,
+        StorageRetry,
+        TuneConfig,
+    )
     from tune_ckpt.errors import STORAGE_ERRORS
     from tune_ckpt.result_grid import Result, ResultGrid
     from tune_ckpt.search import choice, grid_search, loguniform, randint, uniform
@@ -31,6 +37,7 @@ _HOMES = {
     "CheckpointConfig": "tune_ckpt.config",
     "FailureConfig": "tune_ckpt.config",
     "RunConfig": "tune_ckpt.config",
+    "StorageRetry": "tune_ckpt.config",
     "TuneConfig": "tune_ckpt.config",
     "STORAGE_ERRORS": "tune_ckpt.errors",
     "Result": "tune_ckpt.result_grid",
@@ -55,6 +62,7 @@ __all__ = [
     "Result",
     "ResultGrid",
     "RunConfig",
+    "StorageRetry",
     "Trainable",
     "TuneConfig",
     "Tuner",

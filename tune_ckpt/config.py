@@ -24,6 +24,49 @@ def _bad(field_name: str, value: object, allowed: str) -> ValueError:
 
 
 @dataclass(frozen=True)
+class StorageRetry:
+    """How long transient storage errors are retried before they count as failures.
+
+    Transient errors (throttling, HTTP 5xx, timeouts, connection resets, an endpoint that
+    is down) are retried with exponential backoff and full jitter: the wait before retry
+    ``n`` (from 1) is uniform in ``[0, min(max_s, initial_s * 2 ** (n - 1))]``. Retries stop
+    once ``max_elapsed_s`` have passed since the first attempt; the last error then raises.
+    Permanent errors (permission denied, no such bucket, no space left) raise at once.
+
+    Args:
+        max_elapsed_s: total time budget for one storage operation, retries included;
+            ``0`` makes a single attempt.
+        initial_s: the upper bound of the first wait.
+        max_s: the largest upper bound any wait reaches.
+    """
+
+    max_elapsed_s: float = 300.0
+    initial_s: float = 0.2
+    max_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_elapsed_s", "initial_s", "max_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                raise _bad(name, value, "a number of seconds")
+        if self.max_elapsed_s < 0:
+            raise _bad("max_elapsed_s", self.max_elapsed_s, "a number >= 0 (0: no retries)")
+        if self.initial_s <= 0:
+            raise _bad("initial_s", self.initial_s, "a number > 0")
+        if self.max_s < self.initial_s:
+            raise _bad("max_s", self.max_s, f"a number >= initial_s ({self.initial_s!r})")
+
+    def backoff_bound(self, retry: int) -> float:
+        """The upper bound of the wait before retry number ``retry`` (1 for the first)."""
+        exponent = min(max(retry - 1, 0), 64)  # 2**64 already exceeds any sensible max_s
+        return float(min(self.max_s, self.initial_s * 2.0**exponent))
+
+    def backoff(self, retry: int, uniform: float) -> float:
+        """The wait before retry number ``retry``, given ``uniform`` drawn from [0, 1)."""
+        return uniform * self.backoff_bound(retry)
+
+
+@dataclass(frozen=True)
 class CheckpointConfig:
     """Which checkpoints are taken and which are kept.
 
@@ -108,6 +151,8 @@ class RunConfig:
         checkpoint_transfer: ``"auto"`` detects whether workers see the storage;
             ``"shared"`` makes workers persist their own checkpoints; ``"object_store"`` sends
             checkpoint bytes through Ray's object store to the driver, which persists them.
+        storage_retry: how long transient storage errors are retried, on the driver and in
+            workers; see :class:`StorageRetry`.
     """
 
     name: str | None = None
@@ -118,9 +163,16 @@ class RunConfig:
     failure_config: FailureConfig = field(default_factory=FailureConfig)
     verbose: int = 1
     checkpoint_transfer: TransferMode = "auto"
+    storage_retry: StorageRetry = field(default_factory=StorageRetry)
 
     def __post_init__(self) -> None:
         # None means "the default" for the nested configs, as in Ray.
+        if self.storage_retry is None:
+            object.__setattr__(self, "storage_retry", StorageRetry())
+        if not isinstance(self.storage_retry, StorageRetry):
+            raise TypeError(
+                f"storage_retry={self.storage_retry!r} is invalid: a tune_ckpt.StorageRetry or None"
+            )
         if self.checkpoint_config is None:
             object.__setattr__(self, "checkpoint_config", CheckpointConfig())
         if self.failure_config is None:

@@ -3,10 +3,12 @@
 ::
 
     TuneCkptError
-    ├── StorageError                    a storage backend failed; names the path and the cause
+    ├── StorageError (OSError)          a storage backend failed; names the path and the cause
     │   ├── StorageNotFoundError        bucket, prefix or file missing
-    │   ├── StoragePermissionError      access denied
-    │   └── StorageUnavailableError     endpoint unreachable, timeouts, connection resets
+    │   ├── StoragePermissionError      access denied, read-only filesystem
+    │   ├── StorageFullError            no space left, quota exceeded
+    │   └── StorageUnavailableError     transient: unreachable, timeouts, resets, throttling,
+    │                                   HTTP 5xx (the only kind retried)
     ├── UnsafePathError (ValueError)    a persisted path that is absolute or climbs with ".."
     ├── CheckpointError
     │   ├── CheckpointNotFoundError     no committed checkpoint at that path
@@ -19,6 +21,8 @@
 
 Backend errors are translated at the storage boundary (``raise StorageError(...) from exc``)
 and never logged and swallowed. ``STORAGE_ERRORS`` is the one tuple callers catch for them.
+A StorageError that reaches a caller failed after the retries its location allows (when
+``transient``) or is permanent; callers do not retry it again.
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ class StorageError(TuneCkptError, OSError):
     Attributes:
         path: the storage path (URI or filesystem path) the operation touched.
         cause: a short description of what went wrong, taken from the backend.
+        transient: whether trying again later may succeed (class-level).
     """
+
+    transient: bool = False
 
     def __init__(self, path: str, cause: str) -> None:
         self.path = path
@@ -54,14 +61,22 @@ class StoragePermissionError(StorageError):
     """The backend denied access to the path."""
 
 
+class StorageFullError(StorageError):
+    """The backend has no room left: no space on the device, a quota, HTTP 507."""
+
+
 class StorageUnavailableError(StorageError):
-    """The backend could not be reached (connection refused, DNS failure, timeout)."""
+    """A transient failure: the backend could not be reached (connection refused or reset,
+    timeout), throttled the request or answered with a server error (HTTP 5xx)."""
+
+    transient = True
 
 
 STORAGE_ERRORS: tuple[type[StorageError], ...] = (
     StorageError,
     StorageNotFoundError,
     StoragePermissionError,
+    StorageFullError,
     StorageUnavailableError,
 )
 """Every error a storage backend failure becomes. Catch ``STORAGE_ERRORS`` (or its first

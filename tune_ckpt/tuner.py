@@ -14,7 +14,13 @@ from typing import Any
 import ray
 
 from tune_ckpt import journal as journal_mod
-from tune_ckpt.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from tune_ckpt.config import (
+    CheckpointConfig,
+    FailureConfig,
+    RunConfig,
+    StorageRetry,
+    TuneConfig,
+)
 from tune_ckpt.errors import STORAGE_ERRORS, CheckpointError, ExperimentError, TrainableError
 from tune_ckpt.journal import Journal
 from tune_ckpt.progress import Progress
@@ -260,13 +266,16 @@ class Tuner:
                 "failure_config": dataclasses.asdict(rc.failure_config),
                 "verbose": rc.verbose,
                 "checkpoint_transfer": rc.checkpoint_transfer,
+                "storage_retry": dataclasses.asdict(rc.storage_retry),
             },
             "tune_config": dataclasses.asdict(self._tune_config),
         }
 
     def _new_experiment(self) -> tuple[StorageLocation, list[Trial]]:
         rc = self._run_config
-        storage = StorageLocation.resolve(rc.storage_path, rc.storage_filesystem)
+        storage = StorageLocation.resolve(
+            rc.storage_path, rc.storage_filesystem, retry=rc.storage_retry
+        )
         name = rc.name or f"{self._name}_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
         experiment = storage.child(name)
         configs = generate_configs(self._param_space, self._tune_config.num_samples)
@@ -316,7 +325,8 @@ class Tuner:
         (``restart_errored``; their checkpoints and results are deleted by ``fit()``, not
         here). Checkpoints on storage win over the journal.
         """
-        experiment = StorageLocation.resolve(path, storage_filesystem)
+        retry = run_config.storage_retry if run_config is not None else None
+        experiment = StorageLocation.resolve(path, storage_filesystem, retry=retry)
         header, trials_by_id = journal_mod.load(experiment)
         # Reconciling writes result files: not while another driver runs the experiment.
         lease_mod.check_free(experiment)
@@ -327,6 +337,8 @@ class Tuner:
                 f"not {name!r}"
             )
         settings = _restored_settings(header, experiment)
+        if run_config is None:  # the policy the experiment was started with
+            experiment = dataclasses.replace(experiment, retry=settings[0].storage_retry)
         tuner = cls(
             trainable,
             param_space=param_space,
@@ -375,6 +387,7 @@ def _restored_settings(
         failure_config=FailureConfig(**rc.get("failure_config", {})),
         verbose=rc.get("verbose", 1),
         checkpoint_transfer=rc.get("checkpoint_transfer", "auto"),
+        storage_retry=StorageRetry(**rc.get("storage_retry", {})),
     )
     return run_config, TuneConfig(**(header.get("tune_config") or {}))
 

@@ -17,8 +17,12 @@ import pytest
 from s3server import BUCKET, MotoServer, free_port
 from trees import Tree, read_tree, write_tree  # noqa: F401 - re-exported to the tests
 
+from tune_ckpt.config import StorageRetry
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
+
+QUICK_RETRY = StorageRetry(max_elapsed_s=0.3, initial_s=0.01, max_s=0.05)
+"""A retry budget for tests that wait out an outage: a few retries within 0.3 s."""
 
 
 def unreachable_fs() -> pafs.S3FileSystem:

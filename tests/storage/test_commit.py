@@ -32,7 +32,15 @@ from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.manifest import MANIFEST_NAME, METADATA_NAME, digest
 from tune_ckpt.storage.packing import PackedCheckpoint
 
-from .conftest import Backend, MakeDir, MotoServer, Tree, read_tree, unreachable_fs
+from .conftest import (
+    QUICK_RETRY,
+    Backend,
+    MakeDir,
+    MotoServer,
+    Tree,
+    read_tree,
+    unreachable_fs,
+)
 
 MiB = 1024 * 1024
 CKPT = "trial_0/checkpoint_000001"
@@ -476,7 +484,9 @@ def test_newest_verified_none_when_all_bad(backend: Backend, make_dir: MakeDir) 
 def test_newest_verified_does_not_hide_storage_outage(moto_server: MotoServer) -> None:
     """An unreachable backend raises a storage error; it is not mistaken for corruption."""
     # moto_server only provides the AWS test credentials; the endpoint is a closed port.
-    location = StorageLocation.resolve("bucket/exp", storage_filesystem=unreachable_fs())
+    location = StorageLocation.resolve(
+        "bucket/exp", storage_filesystem=unreachable_fs(), retry=QUICK_RETRY
+    )
     with pytest.raises(StorageUnavailableError):
         CheckpointStore(location).newest_verified(["t/checkpoint_000002", "t/checkpoint_000001"])
 

@@ -23,7 +23,15 @@ from tune_ckpt.errors import (
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation, backend_errors, translate_error
 
-from .conftest import BUCKET, Backend, MakeDir, MotoServer, free_port, unreachable_fs
+from .conftest import (
+    BUCKET,
+    QUICK_RETRY,
+    Backend,
+    MakeDir,
+    MotoServer,
+    free_port,
+    unreachable_fs,
+)
 
 CKPT = "trial_0/checkpoint_000001"
 
@@ -244,7 +252,9 @@ def test_unreachable_endpoint_raises_unavailable(
     moto_server: MotoServer, make_dir: MakeDir
 ) -> None:
     """Every operation against a closed port raises StorageUnavailableError naming the path."""
-    location = StorageLocation.resolve("bucket/exp", storage_filesystem=unreachable_fs())
+    location = StorageLocation.resolve(
+        "bucket/exp", storage_filesystem=unreachable_fs(), retry=QUICK_RETRY
+    )
     store = CheckpointStore(location)
     src = str(make_dir({"f": b"x"}))
     operations = {
@@ -267,7 +277,7 @@ def test_unreachable_endpoint_through_uri(moto_server: MotoServer) -> None:
     """An s3:// URI naming a closed port raises StorageUnavailableError naming the URI."""
     # pyarrow's S3 URIs take no timeout or retry options: this waits out its default retries.
     uri = f"s3://{BUCKET}/exp?endpoint_override=127.0.0.1:{free_port()}&scheme=http"
-    store = CheckpointStore(StorageLocation.resolve(uri))
+    store = CheckpointStore(StorageLocation.resolve(uri, retry=QUICK_RETRY))
     with pytest.raises(StorageUnavailableError) as info:
         store.list_committed("trial_0")
     assert info.value.path == f"s3://{BUCKET}/exp/trial_0"
@@ -299,16 +309,33 @@ def test_local_root_under_a_regular_file(tmp_path: Path, make_dir: MakeDir) -> N
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
-        (FileNotFoundError(2, "No such file"), StorageNotFoundError),
-        (OSError("AWS Error NO_SUCH_BUCKET during ListObjectsV2"), StorageNotFoundError),
-        (OSError("Bucket 'b' not found. To create buckets, enable ..."), StorageNotFoundError),
-        (OSError("Path does not exist 'b/k'"), StorageNotFoundError),
+        (FileNotFoundError(2, "Path does not exist 'b/k'"), StorageNotFoundError),
+        (
+            OSError(
+                "When listing objects under key 'x/' in bucket 'b': AWS Error NO_SUCH_BUCKET "
+                "during ListObjectsV2 operation: The specified bucket does not exist"
+            ),
+            StorageNotFoundError,
+        ),
+        (
+            OSError("Bucket 'b' not found. To create buckets, enable the allow_bucket_creation"),
+            StorageNotFoundError,
+        ),
         (PermissionError(13, "Permission denied"), StoragePermissionError),
-        (OSError("AWS Error ACCESS_DENIED during HeadObject: 403"), StoragePermissionError),
+        (
+            OSError("AWS Error ACCESS_DENIED during HeadObject operation: No response body."),
+            StoragePermissionError,
+        ),
         (ConnectionRefusedError(111, "refused"), StorageUnavailableError),
         (TimeoutError("slow"), StorageUnavailableError),
-        (OSError("curlCode: 7, Could not connect to server"), StorageUnavailableError),
-        (OSError("curlCode: 6, Could not resolve host: nowhere"), StorageUnavailableError),
+        (
+            OSError(
+                "When getting information for key 'x' in bucket 'b': AWS Error "
+                "NETWORK_CONNECTION during HeadObject operation: curlCode: 7, Could not "
+                "connect to server"
+            ),
+            StorageUnavailableError,
+        ),
         (OSError("something else entirely"), StorageError),
         (OSError(), StorageError),
     ],

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import pytest
 
-from tune_ckpt.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from tune_ckpt.config import CheckpointConfig, FailureConfig, RunConfig, StorageRetry, TuneConfig
 
 
 def raises_naming(field: str, value: Any) -> Any:
@@ -293,3 +293,83 @@ def test_lookalike_values_are_rejected(factory: Any, field: str) -> None:
     """1 is not True and True is not 1 here: equal-comparing values of the wrong type fail."""
     with pytest.raises(ValueError, match=field):
         factory()
+
+
+# -- StorageRetry -----------------------------------------------------------------------------
+
+
+def test_storage_retry_defaults() -> None:
+    """The default policy retries for five minutes, waits from 0.2 s up to 20 s."""
+    policy = StorageRetry()
+    assert (policy.max_elapsed_s, policy.initial_s, policy.max_s) == (300.0, 0.2, 20.0)
+    assert RunConfig().storage_retry == policy
+    assert RunConfig(storage_retry=None).storage_retry == policy
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_elapsed_s", -1),
+        ("max_elapsed_s", "300"),
+        ("max_elapsed_s", True),
+        ("max_elapsed_s", float("nan")),
+        ("initial_s", 0),
+        ("initial_s", -0.1),
+        ("initial_s", None),
+        ("max_s", 0.1),
+    ],
+)
+def test_storage_retry_validation_names_field_and_value(field: str, value: Any) -> None:
+    """Each bad value raises at construction naming the field, the value and what is allowed."""
+    with raises_naming(field, value) as info:
+        StorageRetry(**{field: value})
+    assert "is invalid: a number" in str(info.value)
+
+
+def test_storage_retry_max_s_below_initial_names_the_bound() -> None:
+    """max_s below initial_s says which initial_s it must reach."""
+    with pytest.raises(
+        ValueError, match=re.escape("max_s=0.5 is invalid: a number >= initial_s (1)")
+    ):
+        StorageRetry(initial_s=1, max_s=0.5)
+
+
+def test_storage_retry_zero_budget_is_allowed() -> None:
+    """max_elapsed_s=0 is a valid policy: one attempt, no retries."""
+    assert StorageRetry(max_elapsed_s=0).max_elapsed_s == 0
+
+
+def test_backoff_bounds_double_up_to_max() -> None:
+    """The bound of retry n is initial_s * 2**(n-1), capped at max_s (huge n included)."""
+    policy = StorageRetry(initial_s=0.2, max_s=20)
+    bounds = [policy.backoff_bound(n) for n in range(1, 10)]
+    assert bounds[:7] == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8])
+    assert bounds[7:] == [20.0, 20.0]
+    assert policy.backoff_bound(10_000) == 20.0
+
+
+@pytest.mark.parametrize("uniform", [0.0, 0.25, 0.999999])
+def test_backoff_is_full_jitter(uniform: float) -> None:
+    """The wait is the uniform draw scaled to the whole bound: anywhere in [0, bound)."""
+    policy = StorageRetry(initial_s=1, max_s=8)
+    for retry in range(1, 6):
+        wait = policy.backoff(retry, uniform)
+        assert wait == pytest.approx(uniform * policy.backoff_bound(retry))
+        assert 0 <= wait < policy.backoff_bound(retry) or wait == 0
+
+
+def test_run_config_storage_retry_must_be_a_policy() -> None:
+    """RunConfig(storage_retry=...) accepts a StorageRetry or None only."""
+    with pytest.raises(TypeError, match=re.escape("storage_retry={'max_elapsed_s': 5} is invalid")):
+        RunConfig(storage_retry={"max_elapsed_s": 5})  # type: ignore[arg-type]
+    policy = StorageRetry(max_elapsed_s=5)
+    assert RunConfig(storage_retry=policy).storage_retry is policy
+
+
+def test_storage_retry_is_frozen_and_top_level() -> None:
+    """The policy is immutable and importable as tune_ckpt.StorageRetry."""
+    import tune_ckpt
+
+    assert tune_ckpt.StorageRetry is StorageRetry
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        StorageRetry().max_s = 1  # type: ignore[misc]

@@ -14,6 +14,7 @@ from tune_ckpt.errors import (
     CorruptCheckpointError,
     ExperimentError,
     StorageError,
+    StorageFullError,
     StorageNotFoundError,
     StoragePermissionError,
     StorageUnavailableError,
@@ -27,6 +28,7 @@ STORAGE_CLASSES = [
     StorageError,
     StorageNotFoundError,
     StoragePermissionError,
+    StorageFullError,
     StorageUnavailableError,
 ]
 PROTOCOLS = list(range(2, pickle.HIGHEST_PROTOCOL + 1))
@@ -95,10 +97,10 @@ def test_message_errors_pickle(cls: type[Exception], protocol: int) -> None:
 
 
 def test_storage_errors_tuple_is_exactly_the_storage_family() -> None:
-    """STORAGE_ERRORS holds the base StorageError first, then its three subclasses."""
+    """STORAGE_ERRORS holds the base StorageError first, then its four subclasses."""
     assert STORAGE_ERRORS[0] is StorageError
     assert set(STORAGE_ERRORS) == set(STORAGE_CLASSES)
-    assert len(STORAGE_ERRORS) == 4
+    assert len(STORAGE_ERRORS) == 5
     assert all(issubclass(cls, StorageError) for cls in STORAGE_ERRORS)
 
 
@@ -141,5 +143,13 @@ def test_every_public_error_is_a_tune_ckpt_error() -> None:
         for obj in vars(errors).values()
         if isinstance(obj, type) and issubclass(obj, BaseException)
     ]
-    assert len(classes) == 14  # 12, plus ExperimentLockedError and LeaseLostError (the lease)
+    assert len(classes) == 15  # with StorageFullError, ExperimentLockedError, LeaseLostError
     assert all(issubclass(cls, TuneCkptError) for cls in classes)
+
+
+@pytest.mark.parametrize("cls", STORAGE_CLASSES)
+def test_only_unavailable_is_transient(cls: type[StorageError]) -> None:
+    """Only StorageUnavailableError is worth retrying; the flag survives pickling."""
+    exc = cls("/x", "cause")
+    assert exc.transient is (cls is StorageUnavailableError)
+    assert roundtrip(exc, pickle.HIGHEST_PROTOCOL).transient is exc.transient

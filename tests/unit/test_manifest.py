@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 
 import blake3
 import pytest
 
-from tune_ckpt.errors import CheckpointError, UnsafePathError
+from tune_ckpt.errors import CheckpointError, CorruptCheckpointError, UnsafePathError
 from tune_ckpt.storage.manifest import (
     FORMAT_VERSION,
     HASH_ALGORITHM,
@@ -119,10 +118,13 @@ def mutate(**changes: object) -> bytes:
     ],
 )
 def test_malformed_manifest_raises_checkpoint_error(data: bytes) -> None:
-    """Anything but a well-formed manifest raises CheckpointError naming where it came from."""
-    expected = re.escape("manifest 's3://b/t/c/m.json' is unreadable")
-    with pytest.raises(CheckpointError, match=expected):
-        Manifest.from_bytes(data, "s3://b/t/c/m.json")
+    """Anything but a well-formed manifest makes its checkpoint bad: CorruptCheckpointError
+    naming the checkpoint, with the reason as its problem."""
+    with pytest.raises(CorruptCheckpointError) as info:
+        Manifest.from_bytes(data, "s3://b/t/c")
+    assert info.value.path == "s3://b/t/c"
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith(f"{MANIFEST_NAME} does not parse: ")
 
 
 def test_missing_format_field_is_rejected() -> None:

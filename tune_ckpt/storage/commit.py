@@ -13,6 +13,12 @@ Protocol:
 * Listings report only folders with a manifest. ``sweep`` removes what interrupted writes
   left behind; call it only for a trial with no writer at work.
 * ``verify`` re-hashes every file against the manifest and raises CorruptCheckpointError.
+
+Bad versus unreadable: a checkpoint is bad (CorruptCheckpointError, or CheckpointNotFoundError
+without a manifest) only when its bytes were read and failed verification: a file missing,
+resized or altered, a manifest or ``.metadata.json`` that does not parse. Every storage call
+retries transient errors under the location's policy; a StorageError that still comes out
+means the checkpoint cannot be read now, and it always propagates: an outage is not damage.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow.fs as pafs
 
@@ -41,7 +47,7 @@ from tune_ckpt.storage.local_io import (
     subfolders_to_sync,
     write_synced,
 )
-from tune_ckpt.storage.location import StorageLocation, backend_errors
+from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.manifest import (
     CHUNK,
     MANIFEST_NAME,
@@ -55,8 +61,11 @@ from tune_ckpt.storage.manifest import (
     view_chunks,
 )
 from tune_ckpt.storage.packing import PackedCheckpoint, local_files
+from tune_ckpt.storage.retry import retrying
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TMP_PREFIX = ".tmp_checkpoint_"
 TRASH_PREFIX = ".trash_checkpoint_"
@@ -101,6 +110,10 @@ class CheckpointStore:
     def __init__(self, location: StorageLocation) -> None:
         self.location = location
 
+    def _local_call(self, operation: str, os_path: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (work on the local OS path ``os_path``) under the retry policy."""
+        return retrying(self.location.retry, operation, os_path, fn)
+
     # -- writing ---------------------------------------------------------------------------
 
     def stage_local(self, relative: str) -> str:
@@ -111,8 +124,7 @@ class CheckpointStore:
         os_path = self.location.local_os_path(tmp)
         if os_path is None:
             raise ValueError("stage_local needs local storage")
-        with backend_errors(self.location.uri(tmp)):
-            os.makedirs(os_path)
+        self.location.call("makedirs", tmp, lambda: os.makedirs(os_path, exist_ok=True))
         return os_path
 
     def commit_staged(
@@ -124,11 +136,16 @@ class CheckpointStore:
     ) -> Committed:
         """Seal a folder made by :meth:`stage_local` and filled by its producer: sync and hash
         its files, write the manifest and rename it into place as ``relative``."""
-        entries = []
-        with backend_errors(staged_dir), DurableFolder(staged_dir) as folder:
-            for rel, _full in local_files(staged_dir):
-                if rel not in UNLISTED:
-                    entries.append(ManifestEntry(rel, *folder.adopt(rel)))
+
+        def adopt() -> list[ManifestEntry]:
+            entries = []
+            with DurableFolder(staged_dir) as folder:
+                for rel, _full in local_files(staged_dir):
+                    if rel not in UNLISTED:
+                        entries.append(ManifestEntry(rel, *folder.adopt(rel)))
+            return entries
+
+        entries = self._local_call("sync", staged_dir, adopt)
         return self._seal_local(relative, staged_dir, entries, iteration, results)
 
     def commit_local_dir(
@@ -149,12 +166,17 @@ class CheckpointStore:
                     metadata = f.read()
         if self.location.is_local:
             staged = self.stage_local(relative)
-            entries = []
-            with backend_errors(staged), DurableFolder(staged) as folder:
-                for rel, full in files:
-                    entries.append(ManifestEntry(rel, *folder.copy_in(rel, full)))
-                if metadata is not None:
-                    write_synced(os.path.join(staged, METADATA_NAME), metadata)
+
+            def copy_in() -> list[ManifestEntry]:
+                entries = []
+                with DurableFolder(staged) as folder:
+                    for rel, full in files:
+                        entries.append(ManifestEntry(rel, *folder.copy_in(rel, full)))
+                    if metadata is not None:
+                        write_synced(os.path.join(staged, METADATA_NAME), metadata)
+                return entries
+
+            entries = self._local_call("write", staged, copy_in)
             return self._seal_local(relative, staged, entries, iteration, results)
         sources = [(rel, _local_file_source(full)) for rel, full in files]
         return self._commit_in_place(relative, sources, iteration, metadata, results)
@@ -171,12 +193,17 @@ class CheckpointStore:
         metadata = json.dumps(packed.metadata).encode() if packed.metadata else None
         if self.location.is_local:
             staged = self.stage_local(relative)
-            entries = []
-            with backend_errors(staged), DurableFolder(staged) as folder:
-                for rel in packed.paths:
-                    entries.append(ManifestEntry(rel, *folder.write_in(rel, packed.file(rel))))
-                if metadata is not None:
-                    write_synced(os.path.join(staged, METADATA_NAME), metadata)
+
+            def write_in() -> list[ManifestEntry]:
+                entries = []
+                with DurableFolder(staged) as folder:
+                    for rel in packed.paths:
+                        entries.append(ManifestEntry(rel, *folder.write_in(rel, packed.file(rel))))
+                    if metadata is not None:
+                        write_synced(os.path.join(staged, METADATA_NAME), metadata)
+                return entries
+
+            entries = self._local_call("write", staged, write_in)
             return self._seal_local(relative, staged, entries, iteration, results)
         sources = [(rel, _view_source(packed.file(rel))) for rel in packed.paths]
         return self._commit_in_place(relative, sources, iteration, metadata, results)
@@ -193,16 +220,18 @@ class CheckpointStore:
         place; then sync the folders whose entries changed."""
         manifest = Manifest(tuple(entries), iteration, results=tuple(results))
         data = manifest.to_bytes()
-        with backend_errors(staged_dir):
+
+        def seal() -> None:
             write_synced(os.path.join(staged_dir, MANIFEST_NAME), data)
             for folder in subfolders_to_sync(staged_dir):
                 fsync_path(folder)
+
+        self._local_call("write manifest", staged_dir, seal)
         tmp_relative = self.location.relative_to_root(self._os_to_fs(staged_dir))
         self._publish_local(tmp_relative, relative)
         target = self.location.local_os_path(relative)
         assert target is not None
-        with backend_errors(self.location.uri(relative)):
-            fsync_path(os.path.dirname(target))
+        self.location.call("sync", relative, lambda: fsync_path(os.path.dirname(target)))
         return Committed(relative, manifest, digest(data))
 
     def _commit_in_place(
@@ -224,12 +253,16 @@ class CheckpointStore:
         buffer = bytearray(CHUNK)
         for rel, source in sources:
             fs_path = loc.path(paths.join(relative, rel))
-            with backend_errors(loc.uri(paths.join(relative, rel))):
+
+            # Sources are replayable, so a retry writes the whole file again.
+            def write_file(fs_path: str = fs_path, source: ChunkSource = source) -> tuple[int, str]:
                 parent = paths.parent(fs_path)
                 if parent:
                     loc.fs.create_dir(parent, recursive=True)
                 with loc.fs.open_output_stream(fs_path) as out:
-                    size, content_hash = source(buffer, out.write)
+                    return source(buffer, out.write)
+
+            size, content_hash = loc.call("write", paths.join(relative, rel), write_file)
             entries.append(ManifestEntry(rel, size, content_hash))
         if metadata is not None:
             loc.write_bytes(paths.join(relative, METADATA_NAME), metadata)
@@ -251,19 +284,18 @@ class CheckpointStore:
     def _publish_local(self, tmp_relative: str, relative: str) -> None:
         """Rename a complete temporary folder into place (atomic on POSIX and NFS)."""
         loc = self.location
-        with backend_errors(loc.uri(relative)):
-            parent = paths.parent(loc.path(relative))
-            if parent:
-                loc.fs.create_dir(parent, recursive=True)
-            if loc.exists(relative):
-                # Replacing (only ever a checkpoint that failed verification): move the old
-                # one aside first; a rename onto a non-empty folder fails on POSIX.
-                trash = _sibling(relative, TRASH_PREFIX)
-                loc.fs.move(loc.path(relative), loc.path(trash))
-                loc.fs.move(loc.path(tmp_relative), loc.path(relative))
-                loc.delete_dir(trash)
-            else:
-                loc.fs.move(loc.path(tmp_relative), loc.path(relative))
+        parent = paths.parent(relative)
+        if parent:
+            loc.makedirs(parent)
+        if loc.exists(relative):
+            # Replacing (only ever a checkpoint that failed verification): move the old
+            # one aside first; a rename onto a non-empty folder fails on POSIX.
+            trash = _sibling(relative, TRASH_PREFIX)
+            loc.move(relative, trash)
+            loc.move(tmp_relative, relative)
+            loc.delete_dir(trash)
+        else:
+            loc.move(tmp_relative, relative)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -283,7 +315,8 @@ class CheckpointStore:
         return [rel for _, rel in sorted(found)]
 
     def read(self, relative: str) -> Committed:
-        """The manifest of a committed checkpoint; CheckpointNotFoundError without one."""
+        """The manifest of a committed checkpoint: CheckpointNotFoundError without one,
+        CorruptCheckpointError when it does not parse."""
         manifest_path = paths.join(relative, MANIFEST_NAME)
         try:
             data = self.location.read_bytes(manifest_path)
@@ -292,14 +325,46 @@ class CheckpointStore:
             # which listing the folder raises. Other storage errors propagate as they are.
             self.location.list_dir(relative)
             raise CheckpointNotFoundError(self.location.uri(relative)) from exc
-        manifest = Manifest.from_bytes(data, self.location.uri(manifest_path))
+        manifest = Manifest.from_bytes(data, self.location.uri(relative))
         return Committed(relative, manifest, digest(data))
+
+    def _read_entry(self, relative: str, entry: ManifestEntry, read_once: Callable[[], T]) -> T:
+        """Read one listed file with ``read_once`` under the retry policy. A file that is not
+        there raises CorruptCheckpointError; one that cannot be read now, StorageError."""
+        loc = self.location
+        rel = paths.join(relative, entry.path)
+        try:
+            return loc.call("read", rel, read_once)
+        except StorageError as exc:
+            # Only a permanent error on a file that is really gone makes the checkpoint bad.
+            if exc.transient or loc.exists(rel):
+                raise
+            problem = f"{entry.path}: missing ({exc.cause})"
+            raise CorruptCheckpointError(loc.uri(relative), [problem]) from exc
+
+    def _read_metadata(self, relative: str) -> dict[str, Any] | None:
+        """The checkpoint's parsed ``.metadata.json`` (None without one); one that does not
+        parse as a JSON object raises CorruptCheckpointError."""
+        try:
+            data = self.location.read_bytes(paths.join(relative, METADATA_NAME))
+        except StorageNotFoundError:
+            return None
+        try:
+            metadata = json.loads(data)
+        except ValueError as exc:
+            problem = f"{METADATA_NAME} does not parse: {exc}"
+            raise CorruptCheckpointError(self.location.uri(relative), [problem]) from exc
+        if not isinstance(metadata, dict):
+            problem = f"{METADATA_NAME} holds a {type(metadata).__name__}, not a JSON object"
+            raise CorruptCheckpointError(self.location.uri(relative), [problem])
+        return metadata
 
     def verify(self, relative: str, expected_digest: str | None = None) -> Committed:
         """Check every file of the checkpoint against its manifest.
 
-        Raises CorruptCheckpointError listing each missing, resized or altered file (and a
-        manifest that differs from ``expected_digest`` when given).
+        Raises CorruptCheckpointError listing each missing, resized or altered file, a
+        ``.metadata.json`` that does not parse (and a manifest that differs from
+        ``expected_digest`` when given); StorageError when it cannot be read now.
         """
         committed = self.read(relative)
         problems = []
@@ -309,18 +374,24 @@ class CheckpointStore:
         buffer = bytearray(CHUNK)
         for entry in committed.manifest.files:
             rel = paths.join(relative, entry.path)
+
+            def hash_file(rel: str = rel) -> tuple[int, str]:
+                with loc.fs.open_input_stream(loc.path(rel)) as src:
+                    return hash_chunks(file_chunks(src, buffer))
+
             try:
-                with backend_errors(loc.uri(rel)), loc.fs.open_input_stream(loc.path(rel)) as src:
-                    size, hexdigest = hash_chunks(file_chunks(src, buffer))
-            except StorageError as exc:
-                if loc.exists(rel):
-                    raise
-                problems.append(f"{entry.path}: missing ({exc.cause})")
+                size, hexdigest = self._read_entry(relative, entry, hash_file)
+            except CorruptCheckpointError as exc:
+                problems.extend(exc.problems)
                 continue
             if size != entry.size:
                 problems.append(f"{entry.path}: {size} bytes, manifest says {entry.size}")
             elif hexdigest != entry.content_hash:
                 problems.append(f"{entry.path}: content hash differs from the manifest")
+        try:
+            self._read_metadata(relative)
+        except CorruptCheckpointError as exc:
+            problems.extend(exc.problems)
         if problems:
             raise CorruptCheckpointError(loc.uri(relative), problems)
         return committed
@@ -331,8 +402,9 @@ class CheckpointStore:
         expected_digests: dict[str, str] | None = None,
         skipped: list[str] | None = None,
     ) -> Committed | None:
-        """The first of ``candidates`` (give them newest first) that verifies. Each one
-        skipped is logged with the reason, and the reason appended to ``skipped``."""
+        """The first of ``candidates`` (give them newest first) that verifies. Each bad one
+        is skipped with a logged reason, also appended to ``skipped``; a StorageError
+        (storage unreadable now, after the retries) raises instead of skipping."""
         for relative in candidates:
             try:
                 return self.verify(relative, (expected_digests or {}).get(relative))
@@ -346,27 +418,58 @@ class CheckpointStore:
         return None
 
     def read_packed(self, relative: str, committed: Committed | None = None) -> PackedCheckpoint:
-        """Read a committed checkpoint into one buffer (to send through the object store)."""
+        """Read a committed checkpoint into one buffer (to send through the object store).
+
+        A file missing or of another size than its manifest says, or a ``.metadata.json``
+        that does not parse, raises CorruptCheckpointError; contents are not hashed here
+        (see :meth:`read_verified_packed`)."""
         committed = committed or self.read(relative)
-        loc = self.location
-        sources = []
-        for entry in committed.manifest.files:
-            rel = paths.join(relative, entry.path)
-            sources.append((entry.path, entry.size, loc.filler(rel)))
-        meta_rel = paths.join(relative, METADATA_NAME)
-        metadata = json.loads(loc.read_bytes(meta_rel)) if loc.exists(meta_rel) else {}
+        sources = [
+            (entry.path, entry.size, self._filler(relative, entry))
+            for entry in committed.manifest.files
+        ]
+        metadata = self._read_metadata(relative) or {}
         return PackedCheckpoint.from_sources(sources, metadata)
+
+    def _filler(self, relative: str, entry: ManifestEntry) -> Callable[[memoryview], None]:
+        """Fills a view of the manifest's size with the file; another size is damage."""
+        loc = self.location
+        fs_path = loc.path(paths.join(relative, entry.path))
+
+        def fill_once(view: memoryview) -> None:
+            with loc.fs.open_input_stream(fs_path) as src:
+                got = 0
+                while got < len(view) and (n := src.readinto(view[got:])):
+                    got += n
+                longer = got == len(view) and bool(src.read(1))
+            if got < len(view) or longer:
+                actual = f"more than {got}" if longer else str(got)
+                problem = f"{entry.path}: {actual} bytes, manifest says {entry.size}"
+                raise CorruptCheckpointError(loc.uri(relative), [problem])
+
+        def fill(view: memoryview) -> None:
+            self._read_entry(relative, entry, lambda: fill_once(view))
+
+        return fill
 
     def read_verified_packed(
         self, relative: str, expected_digest: str | None = None
     ) -> PackedCheckpoint | None:
         """Read a committed checkpoint into one buffer and verify it there (each byte is
-        read from storage once). None, with a logged reason, when it fails verification."""
+        read from storage once). None, with a logged reason, only when its bytes were read
+        and failed verification (or it is no longer committed); a StorageError raises."""
         try:
             committed = self.read(relative)
             packed = self.read_packed(relative, committed)
-        except (CheckpointNotFoundError, StorageError) as exc:
-            logger.warning("skipping checkpoint %s: %s", self.location.uri(relative), exc)
+        except CheckpointNotFoundError:
+            logger.warning(
+                "skipping checkpoint %s: no longer committed on storage",
+                self.location.uri(relative),
+            )
+            return None
+        except CorruptCheckpointError as exc:
+            reason = "; ".join(exc.problems)
+            logger.warning("skipping corrupt checkpoint %s: %s", exc.path, reason)
             return None
         problems = []
         if expected_digest and committed.manifest_digest != expected_digest:

@@ -1,69 +1,30 @@
 """StorageLocation: a pyarrow filesystem plus a root, resolved once from what the user gave.
 
-Everything below the root is addressed by relative paths (see ``paths``). Backend errors are
-translated here, at the boundary, into ``tune_ckpt.errors.STORAGE_ERRORS``.
+Everything below the root is addressed by relative paths (see ``paths``). Every operation
+translates backend errors into ``tune_ckpt.errors.STORAGE_ERRORS`` and retries the transient
+ones under the location's :class:`~tune_ckpt.config.StorageRetry` (see ``retry``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import urllib.parse
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pyarrow.fs as pafs
 
-from tune_ckpt.errors import (
-    StorageError,
-    StorageNotFoundError,
-    StoragePermissionError,
-    StorageUnavailableError,
-)
+from tune_ckpt.config import StorageRetry
+from tune_ckpt.errors import StorageError
 from tune_ckpt.storage import paths
+from tune_ckpt.storage.retry import backend_errors, retrying, translate_error
+
+__all__ = ["DEFAULT_STORAGE_PATH", "StorageLocation", "backend_errors", "translate_error"]
 
 DEFAULT_STORAGE_PATH = "~/tune_ckpt_results"
 
-_NOT_FOUND = re.compile(
-    r"NO_SUCH_BUCKET|NoSuchBucket|NoSuchKey|NOT_FOUND|does not exist|Bucket '[^']*' not found",
-    re.I,
-)
-# \b403\b: a bare "403" also matches port numbers such as 127.0.0.1:40351.
-_DENIED = re.compile(r"ACCESS_DENIED|AccessDenied|Forbidden|Permission denied|\b403\b", re.I)
-_UNREACHABLE = re.compile(
-    r"curlCode|Couldn't connect|Connection refused|connect to server|NETWORK_CONNECTION|"
-    r"timed out|Timeout|resolve host|Connection reset|Unable to connect",
-    re.I,
-)
-
-
-def translate_error(exc: BaseException, path: str) -> StorageError:
-    """Map a backend exception to the matching StorageError subclass naming ``path``."""
-    if isinstance(exc, StorageError):
-        return exc
-    message = str(exc).strip() or type(exc).__name__
-    # Unreachable first: a network failure's message names hosts and ports, whose digits or
-    # words must not pass for a missing bucket or a refusal.
-    if isinstance(exc, ConnectionError | TimeoutError) or _UNREACHABLE.search(message):
-        return StorageUnavailableError(path, message)
-    if isinstance(exc, FileNotFoundError) or _NOT_FOUND.search(message):
-        return StorageNotFoundError(path, message)
-    if isinstance(exc, PermissionError) or _DENIED.search(message):
-        return StoragePermissionError(path, message)
-    return StorageError(path, message)
-
-
-@contextlib.contextmanager
-def backend_errors(path: str) -> Iterator[None]:
-    """Re-raise OS/pyarrow errors inside the block as StorageErrors naming ``path``."""
-    try:
-        yield
-    except StorageError:
-        raise
-    except OSError as exc:  # pyarrow raises OSError subclasses for every backend failure
-        raise translate_error(exc, path) from exc
+T = TypeVar("T")
 
 
 def _s3_from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -109,35 +70,41 @@ class StorageLocation:
         fs: the pyarrow filesystem.
         root: the root's path inside ``fs`` (no trailing slash; ``""`` for the fs root).
         display_root: how to show the root to a person (a local path or a URI).
+        retry: how long every operation retries transient errors.
     """
 
     fs: Any
     root: str
     display_root: str
+    retry: StorageRetry = field(default_factory=StorageRetry)
 
     @classmethod
     def resolve(
         cls,
         storage_path: str | os.PathLike[str] | None = None,
         storage_filesystem: pafs.FileSystem | None = None,
+        retry: StorageRetry | None = None,
     ) -> StorageLocation:
         """Resolve a local path, ``file://`` or ``scheme://`` URI, or a path inside a given
-        filesystem. The default is ``~/tune_ckpt_results`` on local disk."""
+        filesystem. The default is ``~/tune_ckpt_results`` on local disk, and the default
+        ``StorageRetry()`` policy."""
+        policy = StorageRetry() if retry is None else retry
         if storage_filesystem is not None:
             root = os.fspath(storage_path) if storage_path is not None else ""
             root = root.rstrip("/")
-            return cls(storage_filesystem, root, f"{storage_filesystem.type_name}:{root or '/'}")
+            display = f"{storage_filesystem.type_name}:{root or '/'}"
+            return cls(storage_filesystem, root, display, policy)
         raw = os.fspath(storage_path) if storage_path is not None else DEFAULT_STORAGE_PATH
         if "://" not in raw:
             local = os.path.abspath(os.path.expanduser(raw))
-            return cls(pafs.LocalFileSystem(), local.rstrip("/") or "/", local)
+            return cls(pafs.LocalFileSystem(), local.rstrip("/") or "/", local, policy)
         scheme = raw.split("://", 1)[0].lower()
         with backend_errors(raw):
             if scheme == "s3":
                 fs, root = _s3_from_uri(raw)
             else:
                 fs, root = pafs.FileSystem.from_uri(raw)
-        return cls(fs, root.rstrip("/"), _display(raw))
+        return cls(fs, root.rstrip("/"), _display(raw), policy)
 
     @property
     def is_local(self) -> bool:
@@ -168,72 +135,100 @@ class StorageLocation:
 
     def child(self, relative: str) -> StorageLocation:
         """The location rooted at ``relative`` under this root."""
-        return StorageLocation(self.fs, self.path(relative), self.uri(relative))
+        return StorageLocation(self.fs, self.path(relative), self.uri(relative), self.retry)
 
-    # -- small wrappers that translate backend errors -------------------------------------
+    # -- operations: backend errors translated, transient ones retried -------------------
+
+    def call(self, operation: str, relative: str, fn: Callable[[], T]) -> T:
+        """Run ``fn``, one attempt of ``operation`` on ``relative``, under this location's
+        retry policy; backend errors raise as StorageErrors naming ``relative``'s URI. ``fn``
+        must be safe to run again from its start."""
+        return retrying(self.retry, operation, self.uri(relative), fn)
+
+    def _info(self, relative: str) -> pafs.FileInfo:
+        return self.call("stat", relative, lambda: self.fs.get_file_info(self.path(relative)))
 
     def exists(self, relative: str) -> bool:
-        with backend_errors(self.uri(relative)):
-            info = self.fs.get_file_info(self.path(relative))
-        return bool(info.type != pafs.FileType.NotFound)
+        return bool(self._info(relative).type != pafs.FileType.NotFound)
 
     def is_file(self, relative: str) -> bool:
-        with backend_errors(self.uri(relative)):
-            info = self.fs.get_file_info(self.path(relative))
-        return bool(info.type == pafs.FileType.File)
+        return bool(self._info(relative).type == pafs.FileType.File)
 
     def makedirs(self, relative: str = "") -> None:
-        with backend_errors(self.uri(relative)):
-            self.fs.create_dir(self.path(relative), recursive=True)
+        self.call(
+            "makedirs", relative, lambda: self.fs.create_dir(self.path(relative), recursive=True)
+        )
 
     def read_bytes(self, relative: str) -> bytes:
-        with (
-            backend_errors(self.uri(relative)),
-            self.fs.open_input_stream(self.path(relative)) as stream,
-        ):
-            return bytes(stream.readall())
+        def read() -> bytes:
+            with self.fs.open_input_stream(self.path(relative)) as stream:
+                return bytes(stream.readall())
+
+        return self.call("read", relative, read)
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Write a whole file. On local disk via a temporary sibling renamed into place, so a
         reader never sees half a file; object stores publish an object whole anyway."""
+        self.call("write", relative, lambda: self._write(relative, data))
+
+    def _write(self, relative: str, data: bytes) -> None:
         target = self.path(relative)
-        with backend_errors(self.uri(relative)):
-            parent = paths.parent(target)
-            if parent:
-                self.fs.create_dir(parent, recursive=True)
-            if self.is_local:
-                tmp = f"{target}.tmp-{os.getpid()}"
-                with self.fs.open_output_stream(tmp) as out:
-                    out.write(data)
-                self.fs.move(tmp, target)
-            else:
-                with self.fs.open_output_stream(target) as out:
-                    out.write(data)
+        parent = paths.parent(target)
+        if parent:
+            self.fs.create_dir(parent, recursive=True)
+        if self.is_local:
+            tmp = f"{target}.tmp-{os.getpid()}"
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, target)
+        else:
+            with self.fs.open_output_stream(target) as out:
+                out.write(data)
 
     def append_bytes(self, relative: str, data: bytes) -> None:
         """Append to a file: in place on local disk, by rewriting the object elsewhere
-        (object stores have no append)."""
-        if self.is_local:
-            target = self.path(relative)
-            with backend_errors(self.uri(relative)):
-                parent = paths.parent(target)
-                if parent:
-                    self.fs.create_dir(parent, recursive=True)
+        (object stores have no append). A retried append never repeats what an interrupted
+        attempt wrote: on disk the file is cut back to its size before the first attempt;
+        on object stores the content read once is rewritten with ``data``."""
+        target = self.path(relative)
+        os_path = self.local_os_path(relative)
+        if os_path is not None:
+            size_before: list[int] = []
+
+            def append_local() -> None:
+                if not size_before:
+                    parent = paths.parent(target)
+                    if parent:
+                        self.fs.create_dir(parent, recursive=True)
+                    info = self.fs.get_file_info(target)
+                    size_before.append(info.size if info.type == pafs.FileType.File else 0)
+                elif os.path.exists(os_path) and os.path.getsize(os_path) > size_before[0]:
+                    os.truncate(os_path, size_before[0])
                 with self.fs.open_append_stream(target) as out:
                     out.write(data)
+
+            self.call("append", relative, append_local)
             return
-        old = self.read_bytes(relative) if self.exists(relative) else b""
-        self.write_bytes(relative, old + data)
+        old: list[bytes] = []
+
+        def rewrite() -> None:
+            if not old:
+                info = self.fs.get_file_info(target)
+                if info.type == pafs.FileType.NotFound:
+                    old.append(b"")
+                else:
+                    with self.fs.open_input_stream(target) as stream:
+                        old.append(bytes(stream.readall()))
+            self._write(relative, old[0] + data)
+
+        self.call("append", relative, rewrite)
 
     def filler(self, relative: str) -> Callable[[memoryview], None]:
         """A function that fills a memoryview with the file's bytes; the view's length must
         be the file's size (a shorter file raises StorageError)."""
 
-        def fill(view: memoryview) -> None:
-            with (
-                backend_errors(self.uri(relative)),
-                self.fs.open_input_stream(self.path(relative)) as src,
-            ):
+        def fill_once(view: memoryview) -> None:
+            with self.fs.open_input_stream(self.path(relative)) as src:
                 got = 0
                 while got < len(view):
                     n = src.readinto(view[got:])
@@ -241,34 +236,52 @@ class StorageLocation:
                         raise StorageError(self.uri(relative), f"file ended after {got} bytes")
                     got += n
 
+        def fill(view: memoryview) -> None:
+            self.call("read", relative, lambda: fill_once(view))
+
         return fill
 
     def delete_file(self, relative: str, missing_ok: bool = True) -> None:
-        with backend_errors(self.uri(relative)):
+        def delete() -> None:
             try:
                 self.fs.delete_file(self.path(relative))
             except FileNotFoundError:
                 if not missing_ok:
                     raise
 
+        self.call("delete", relative, delete)
+
     def delete_dir(self, relative: str, missing_ok: bool = True) -> None:
-        with backend_errors(self.uri(relative)):
+        def delete() -> None:
             try:
                 self.fs.delete_dir(self.path(relative))
             except FileNotFoundError:
                 if not missing_ok:
                     raise
 
+        self.call("delete folder", relative, delete)
+
+    def move(self, src_relative: str, dst_relative: str) -> None:
+        """Rename ``src_relative`` to ``dst_relative`` (atomic on local disk)."""
+        self.call(
+            "move",
+            dst_relative,
+            lambda: self.fs.move(self.path(src_relative), self.path(dst_relative)),
+        )
+
     def list_dir(self, relative: str = "", recursive: bool = False) -> list[pafs.FileInfo]:
         """Entries under ``relative`` (empty when it does not exist). A missing bucket, or a
         path under a regular file, raises a StorageError instead of listing as empty."""
         # Not allow_not_found=True: pyarrow's S3 then also lists a missing bucket as empty.
         selector = pafs.FileSelector(self.path(relative), recursive=recursive)
-        with backend_errors(self.uri(relative)):
+
+        def list_entries() -> list[pafs.FileInfo]:
             try:
                 return list(self.fs.get_file_info(selector))
             except FileNotFoundError:
                 return []
+
+        return self.call("list", relative, list_entries)
 
     def relative_to_root(self, fs_path: str) -> str:
         """The relative path of a filesystem path under the root."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import blake3
 
-from tune_ckpt.errors import CheckpointError
+from tune_ckpt.errors import CorruptCheckpointError
 from tune_ckpt.metrics import jsonable
 from tune_ckpt.storage.paths import check_relative
 
@@ -117,7 +117,8 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "") -> Manifest:
-        """Parse a manifest; a malformed one raises CheckpointError naming ``where``."""
+        """Parse a manifest; a malformed one makes its checkpoint bad: CorruptCheckpointError
+        naming ``where`` (the checkpoint) and why."""
         try:
             body = json.loads(data)
             if not isinstance(body, dict):
@@ -140,7 +141,8 @@ class Manifest:
                 tuple(results),
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"manifest {where!r} is unreadable: {exc}") from exc
+            problem = f"{MANIFEST_NAME} does not parse: {type(exc).__name__}: {exc}"
+            raise CorruptCheckpointError(where, [problem]) from exc
 
 
 def digest(data: bytes) -> str:
