@@ -173,6 +173,7 @@ class FaultHandler(pafs.FileSystemHandler):
 
     def _inject(self, kind: str, method: str, path: str) -> None:
         record = {"pid": os.getpid(), "method": method, "path": path, "kind": kind}
+        record["time"] = time.time()
         with open(f"{self.control_path}.faults", "a") as log:
             log.write(json.dumps(record) + "\n")
         raise make_error(kind, method, path, self._s3)

@@ -11,10 +11,14 @@ import tune_ckpt as tune
 from ._trainables import Accumulator
 
 
-def finished_experiment(tmp_path: Path) -> tuple[tune.Result, Path, list[dict[str, Any]]]:
+def finished_experiment(
+    tmp_path: Path, transfer: str = "auto"
+) -> tuple[tune.Result, Path, list[dict[str, Any]]]:
     """A one-trial sweep run to iteration 6 with checkpoints 2, 4 and 6; its result, journal
-    path and journal entries, ready to be edited into the state a crash leaves."""
+    path and journal entries, ready to be edited into the state a crash leaves. ``transfer``
+    is kept for the restore too."""
     run = tune.RunConfig(
+        checkpoint_transfer=transfer,  # type: ignore[arg-type]
         storage_path=str(tmp_path),
         name="exp",
         verbose=0,
