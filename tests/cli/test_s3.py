@@ -157,3 +157,18 @@ def test_missing_bucket_is_a_one_line_error(s3_sweep: S3Sweep) -> None:
     """A bucket that does not exist: exit 2 with one line naming it."""
     missing = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/sweeps"
     assert_usage_error(run_cli("ls", missing, env=s3_sweep.env), missing.removeprefix("s3://"))
+
+
+def test_unreachable_endpoint_gives_up_after_the_storage_retry_budget() -> None:
+    """Nobody answers at the endpoint: the command retries for --storage-retry-s, then
+    reports the outage as one line with the attempts it made; a negative budget is a usage
+    error."""
+    from s3server import free_port
+
+    uri = f"s3://{BUCKET}/x?endpoint_override=127.0.0.1:{free_port()}&scheme=http"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    proc = run_cli("ls", uri, "--storage-retry-s", "1", env=env)
+    line = assert_usage_error(proc, "StorageUnavailableError", "gave up after")
+    assert "attempts" in line
+    assert_usage_error(run_cli("ls", "/tmp", "--storage-retry-s", "-1"), "-1", "seconds")

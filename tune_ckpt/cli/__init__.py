@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -22,6 +23,7 @@ import ray
 
 from tune_ckpt.cli import gather
 from tune_ckpt.cli.render import render
+from tune_ckpt.config import StorageRetry
 from tune_ckpt.errors import TrialError, TuneCkptError
 from tune_ckpt.tuner import Tuner
 
@@ -115,18 +117,32 @@ def _emit(doc: dict[str, Any], as_json: bool) -> None:
         render(doc)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: a number of seconds >= 0")
+    return value
+
+
+def _retry(args: argparse.Namespace) -> StorageRetry:
+    return StorageRetry(max_elapsed_s=args.storage_retry_s)
+
+
 def _ls(args: argparse.Namespace) -> int:
-    _emit(gather.ls(args.path), args.json)
+    _emit(gather.ls(args.path, _retry(args)), args.json)
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    _emit(gather.show(args.path), args.json)
+    _emit(gather.show(args.path, _retry(args)), args.json)
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    doc = gather.verify(args.path)
+    doc = gather.verify(args.path, _retry(args))
     _emit(doc, args.json)
     if doc["bad"]:
         return 1
@@ -140,7 +156,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    _emit(gather.gc(args.path, dry_run=args.dry_run, force=args.force), args.json)
+    doc = gather.gc(args.path, dry_run=args.dry_run, force=args.force, retry=_retry(args))
+    _emit(doc, args.json)
     return 0
 
 
@@ -190,7 +207,7 @@ def _check_reachable(address: str) -> None:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    experiment = gather.resolve(args.path)
+    experiment = gather.resolve(args.path, _retry(args))
     if not gather.journal.exists(experiment):
         raise gather.CliError(f"{experiment.uri()} holds no tune_ckpt experiment to resume")
     trainable = load_trainable(args.trainable)
@@ -239,6 +256,13 @@ def _command(
     )
     parser.add_argument("path", metavar="PATH", help=path_help)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--storage-retry-s",
+        type=_seconds,
+        default=gather.CLI_RETRY.max_elapsed_s,
+        metavar="SECONDS",
+        help="how long transient storage errors are retried (default %(default)g; 0: once)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -332,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
+    # The error a command ends with is its one line; the storage layer's own "giving up"
+    # ERROR would say the same thing twice.
+    logging.getLogger("tune_ckpt.storage.retry").setLevel(logging.CRITICAL)
     try:
         return int(args.run(args))
     except TrialError as exc:  # FailureConfig(fail_fast="raise") re-raises from fit()

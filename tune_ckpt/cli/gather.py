@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tune_ckpt import journal
+from tune_ckpt.config import StorageRetry
 from tune_ckpt.errors import (
     CheckpointError,
     CheckpointNotFoundError,
@@ -44,9 +45,14 @@ class CliError(TuneCkptError):
 # -- locating experiments ------------------------------------------------------------------
 
 
-def resolve(path: str) -> StorageLocation:
+CLI_RETRY = StorageRetry(max_elapsed_s=30.0)
+"""A person waits at the prompt: transient storage errors are retried for 30 s, not the
+300 s a sweep rides out (``--storage-retry-s``)."""
+
+
+def resolve(path: str, retry: StorageRetry = CLI_RETRY) -> StorageLocation:
     """The storage location of a local path, ``file://`` or ``s3://`` URI."""
-    return StorageLocation.resolve(path)
+    return StorageLocation.resolve(path, retry=retry)
 
 
 def _name(location: StorageLocation) -> str:
@@ -297,9 +303,9 @@ def experiment_listing(experiment: StorageLocation) -> Doc:
     }
 
 
-def ls(path: str) -> Doc:
+def ls(path: str, retry: StorageRetry = CLI_RETRY) -> Doc:
     """``ls PATH``: the trials of an experiment, or the experiments in a folder."""
-    location = resolve(path)
+    location = resolve(path, retry)
     if journal.exists(location):
         return experiment_listing(location)
     found = experiments_under(location)
@@ -339,10 +345,10 @@ def find_trial(trials: dict[str, Trial], name: str, experiment: StorageLocation)
     )
 
 
-def show(path: str) -> Doc:
+def show(path: str, retry: StorageRetry = CLI_RETRY) -> Doc:
     """``show EXPERIMENT/TRIAL``: one trial's settings, outcome and checkpoints on storage."""
     experiment_path, name = split_trial_path(path)
-    experiment = resolve(experiment_path)
+    experiment = resolve(experiment_path, retry)
     if not journal.exists(experiment):
         raise CliError(
             f"{experiment.uri()} holds no tune_ckpt experiment ({journal.JOURNAL_FILE} not "
@@ -419,10 +425,10 @@ def show(path: str) -> Doc:
 # -- verify --------------------------------------------------------------------------------
 
 
-def verify(path: str) -> Doc:
+def verify(path: str, retry: StorageRetry = CLI_RETRY) -> Doc:
     """``verify PATH``: every committed checkpoint of every trial against its manifest, and
     every checkpoint the journal records as committed."""
-    location = resolve(path)
+    location = resolve(path, retry)
     checked_docs = []
     for experiment in experiments_at(location):
         _, trials = journal.load(experiment)
@@ -476,7 +482,9 @@ def _lease_doc(experiment: StorageLocation, lease: LeaseInfo) -> Doc:
     return {"experiment": experiment.uri(), "path": experiment.uri(lease.name), **lease.to_json()}
 
 
-def gc(path: str, dry_run: bool = False, force: bool = False) -> Doc:
+def gc(
+    path: str, dry_run: bool = False, force: bool = False, retry: StorageRetry = CLI_RETRY
+) -> Doc:
     """``gc PATH``: sweep the leftovers of interrupted writes from every trial folder.
 
     Refuses (CliError) an experiment whose driver holds a live lease, unless ``force``:
@@ -486,7 +494,7 @@ def gc(path: str, dry_run: bool = False, force: bool = False) -> Doc:
     manifest that the journal records as committed is kept (listed under "kept") unless
     ``force``: its manifest was lost, and the folder may be all that is left of it.
     """
-    location = resolve(path)
+    location = resolve(path, retry)
     experiments = experiments_at(location)
     # Checked for all before touching any, so a refusal changes nothing.
     leases = {e.uri(): read_leases(e) for e in experiments}
