@@ -173,3 +173,22 @@ def test_best_trial_follows_mode() -> None:
     progress = Progress(1, "val/acc", None, stream=io.StringIO())
     progress._trials = trials
     assert progress.best_trial() is None
+
+
+@pytest.mark.parametrize(
+    ("has_checkpoint", "says"),
+    [
+        (True, "restarting from its latest checkpoint"),
+        (False, "restarting from scratch: no checkpoint yet"),
+    ],
+)
+def test_a_failure_says_where_the_trial_restarts(
+    caplog: pytest.LogCaptureFixture, has_checkpoint: bool, says: str
+) -> None:
+    """The retry message promises a checkpoint only when the trial has one."""
+    (trial,) = make_trials(1)
+    trial.num_failures = 1
+    with caplog.at_level(logging.WARNING, logger="tune_ckpt"):
+        Progress(0, stream=io.StringIO()).failed(trial, "ValueError: x", True, has_checkpoint)
+    (record,) = caplog.records
+    assert says in record.getMessage()
