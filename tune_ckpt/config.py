@@ -23,6 +23,21 @@ def _bad(field_name: str, value: object, allowed: str) -> ValueError:
     return ValueError(f"{field_name}={value!r} is invalid: {allowed}")
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A positive, finite number of seconds from the environment variable ``name``, or
+    ``default`` when it is unset; any other value raises ValueError naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name}={raw!r} is invalid: a number of seconds > 0")
+    return value
+
+
 @dataclass(frozen=True)
 class StorageRetry:
     """How long transient storage errors are retried before they count as failures.

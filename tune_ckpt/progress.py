@@ -15,7 +15,6 @@ table when there is one, instead of Python's bare last-resort output.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from rich.console import Console
 from rich.live import Live
 
 from tune_ckpt import result as keys
+from tune_ckpt.config import seconds_from_env
 from tune_ckpt.metrics import as_score, lookup
 from tune_ckpt.progress_table import (
     ProgressTable,
@@ -49,16 +49,7 @@ _NOT_SHOWN = frozenset(keys.AUTO_FILLED) | {keys.NUM_FAILURES, keys.NUM_PREEMPTI
 
 def status_interval_s() -> float:
     """Seconds between status blocks when output is not a terminal (from the environment)."""
-    raw = os.environ.get(STATUS_INTERVAL_ENV)
-    if raw is None:
-        return DEFAULT_STATUS_INTERVAL_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ValueError(f"{STATUS_INTERVAL_ENV}={raw!r} is invalid: a number of seconds > 0")
-    return value
+    return seconds_from_env(STATUS_INTERVAL_ENV, DEFAULT_STATUS_INTERVAL_S)
 
 
 def error_line(error: str | None, limit: int = 200) -> str:

@@ -36,6 +36,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tune_ckpt.config import seconds_from_env
 from tune_ckpt.errors import STORAGE_ERRORS, ExperimentLockedError, LeaseLostError
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.location import StorageLocation
@@ -52,16 +53,7 @@ _KIND = "tune_ckpt_lease"
 
 def lease_timeout_s() -> float:
     """The timeout new leases state: ``TUNE_CKPT_LEASE_TIMEOUT_S`` or 30 seconds."""
-    raw = os.environ.get(TIMEOUT_ENV)
-    if raw is None:
-        return DEFAULT_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{TIMEOUT_ENV}={raw!r} is invalid: a number of seconds > 0")
-    return value
+    return seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
 
 
 def is_marker_name(name: str) -> bool:
