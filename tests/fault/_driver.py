@@ -91,6 +91,10 @@ def kill_driver_mid_sweep(storage: Path, signum: int, typed: bool = False) -> di
     finally:
         driver.send_signal(signum)
         driver.wait()
+    # Ray stops a dead driver's actors a moment later; until then they may still write.
+    while ray.available_resources().get("CPU", 0.0) < ray.cluster_resources()["CPU"]:
+        assert time.monotonic() < deadline, "the dead driver's actors did not stop in time"
+        time.sleep(0.05)
     return committed_checkpoints(experiment)
 
 
