@@ -135,13 +135,13 @@ _RAY_TUNE_WORKER = [
 ]
 _TUNE_CKPT_DRIVER = [
     ("tune_ckpt.tuner", "Tuner.fit", "fit"),
-    ("tune_ckpt.runner", "TrialRunner._start_fresh", "driver: new actor requested"),
-    ("tune_ckpt.runner", "TrialRunner._on_failure", "driver: failure noticed"),
-    ("tune_ckpt.runner", "TrialRunner._restore", "driver: restore sent"),
-    ("tune_ckpt.runner", "TrialRunner._on_restored", "driver: restore done"),
-    ("tune_ckpt.runner", "TrialRunner._on_saved", "driver: checkpoint recorded"),
-    ("tune_ckpt.runner", "TrialRunner._finish", "driver: trial finished"),
-    ("tune_ckpt.runner", "TrialRunner._suspect_nodes", "driver: suspect nodes"),
+    ("tune_ckpt.driver.loop", "TrialRunner._start_fresh", "driver: new actor requested"),
+    ("tune_ckpt.driver.loop", "TrialRunner._on_failure", "driver: failure noticed"),
+    ("tune_ckpt.driver.loop", "TrialRunner._restore", "driver: restore sent"),
+    ("tune_ckpt.driver.loop", "TrialRunner._on_restored", "driver: restore done"),
+    ("tune_ckpt.driver.bookkeeping", "CheckpointBook.record_saved", "driver: checkpoint recorded"),
+    ("tune_ckpt.driver.loop", "TrialRunner._finish", "driver: trial finished"),
+    ("tune_ckpt.driver.placement", "Placement.avoid", "driver: nodes to avoid"),
 ]
 _RAY_TUNE_DRIVER = [
     ("ray.tune.tuner", "Tuner.fit", "fit"),

@@ -21,13 +21,13 @@ from tune_ckpt.config import (
     StorageRetry,
     TuneConfig,
 )
+from tune_ckpt.driver.loop import TrialRunner
 from tune_ckpt.errors import STORAGE_ERRORS, CheckpointError, ExperimentError, TrainableError
 from tune_ckpt.journal import Journal
 from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result_files import ResultFiles, pickle_config, read_params, read_results
 from tune_ckpt.result_grid import Result, ResultGrid
-from tune_ckpt.runner import TrialRunner
 from tune_ckpt.search import Choice, generate_configs
 from tune_ckpt.storage import lease as lease_mod
 from tune_ckpt.storage import paths

@@ -38,5 +38,5 @@ def test_a_worker_does_not_import_the_driver() -> None:
     ).stdout
     loaded = eval(out)
     assert "tune_ckpt.actor" in loaded and "tune_ckpt.persistence" in loaded
-    for heavy in ("tune_ckpt.tuner", "tune_ckpt.runner", "tune_ckpt.progress", "rich"):
+    for heavy in ("tune_ckpt.tuner", "tune_ckpt.driver.loop", "tune_ckpt.progress", "rich"):
         assert heavy not in loaded, loaded

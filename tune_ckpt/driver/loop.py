@@ -1,0 +1,490 @@
+"""TrialRunner: the driver loop.
+
+It places trials on actors as resources allow, waits on all of their in-flight calls at once
+(``ray.wait``, never polling), routes results, commits what workers send through the object
+store, applies retention, restarts failed trials from their latest verified checkpoint and
+journals what happened.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import (
+    ActorDiedError,
+    ActorUnavailableError,
+    RayActorError,
+    RayError,
+    RayTaskError,
+)
+
+from tune_ckpt import result as keys
+from tune_ckpt.actor import StepOutcome, TrialActor
+from tune_ckpt.config import RunConfig, TuneConfig
+from tune_ckpt.driver.bookkeeping import CheckpointBook
+from tune_ckpt.driver.decisions import (
+    AfterFailure,
+    StartupLosses,
+    StopKeyError,
+    StopRule,
+    after_failure,
+)
+from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
+from tune_ckpt.errors import StorageError, TrialError
+from tune_ckpt.journal import Journal
+from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
+from tune_ckpt.progress import Progress
+from tune_ckpt.result_files import ResultFiles
+from tune_ckpt.storage.location import StorageLocation
+from tune_ckpt.trainable import Trainable, resource_request
+from tune_ckpt.trial import Trial, TrialStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Slot:
+    """A trial that holds an actor."""
+
+    trial: Trial
+    actor: Any
+    resources: dict[str, float]
+    files: ResultFiles
+    answered: bool = False  # the actor has completed a call, so it did start
+    node_id: str = ""
+
+
+@dataclass
+class _Call:
+    slot: _Slot
+    kind: str  # "train" | "save_end" | "probe" | "restore" | "reset"
+
+
+class TrialRunner:
+    """Runs a set of trials of one trainable to completion."""
+
+    def __init__(
+        self,
+        trainable_cls: type[Trainable],
+        trials: list[Trial],
+        experiment: StorageLocation,
+        run_config: RunConfig,
+        tune_config: TuneConfig,
+        journal: Journal,
+        marker: str,
+        progress: Progress,
+    ) -> None:
+        self._cls = trainable_cls
+        self._trials = trials
+        self._experiment = experiment
+        self._book = CheckpointBook(experiment, run_config.checkpoint_config, journal, progress)
+        self._stop = StopRule(run_config.stop)
+        self._run_config = run_config
+        self._tune_config = tune_config
+        self._ckpt_config = run_config.checkpoint_config
+        self._failure_config = run_config.failure_config
+        self._journal = journal
+        self._marker = marker
+        self._progress = progress
+        self._placement = Placement()
+        self._inflight: dict[ray.ObjectRef, _Call] = {}
+        self._slots: dict[str, _Slot] = {}
+        self._pending: collections.deque[Trial] = collections.deque(
+            t for t in trials if t.status == TrialStatus.PENDING
+        )
+        self._actor_cls: Any = ray.remote(TrialActor)
+        # Pickled once and passed by value, not ray.put: a put object is also fetched from
+        # nodes that cached it, and after a node is lost Ray keeps listing it as a source
+        # until the node is declared dead, so a replacement actor could stall ~10 s in a
+        # failed fetch. Ray sends arguments under 100 KiB inline; a larger class becomes a
+        # new object owned by this driver at each actor start.
+        from ray import cloudpickle
+
+        self._trainable_blob = cloudpickle.dumps(trainable_cls)
+        self._idle_actors: list[tuple[Any, dict[str, float]]] = []
+        self._abort: BaseException | None = None
+        self._startup_losses = StartupLosses()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until every trial is finished (or fail_fast ends the sweep)."""
+        self._placement.refresh(force=True)
+        self._placement.check_fits_cluster((t.trial_id, self._request(t)) for t in self._pending)
+        try:
+            while (self._pending or self._inflight) and self._abort is None:
+                try:
+                    self._launch_pending()
+                except StorageError as exc:
+                    self._abort = exc
+                    break
+                if not self._inflight:
+                    # Nothing runs and nothing fits: wait for the cluster to change.
+                    if self._pending:
+                        trial = self._pending[0]
+                        self._placement.report_unplaceable(trial.trial_id, self._request(trial))
+                    time.sleep(REFRESH_S)
+                    self._placement.refresh(force=True)
+                    continue
+                ready, _ = ray.wait(
+                    list(self._inflight),
+                    num_returns=1,
+                    timeout=REFRESH_S if self._pending else None,
+                )
+                for ref in ready:
+                    self._dispatch(ref, self._inflight.pop(ref))
+        finally:
+            self._shutdown()
+        if self._abort is not None and not isinstance(self._abort, _StopSweep):
+            raise self._abort
+
+    def _request(self, trial: Trial) -> dict[str, float]:
+        return ray_resources(resource_request(self._cls, trial.config))
+
+    def _launch_pending(self) -> None:
+        limit = self._tune_config.max_concurrent_trials
+        while self._pending:
+            if limit is not None and len(self._slots) >= limit:
+                return
+            trial = self._pending[0]
+            request = self._request(trial)
+            if not self._placement.fits(request):
+                self._placement.refresh()
+                if not self._placement.fits(request):
+                    return
+            self._pending.popleft()
+            self._start(trial, request)
+
+    def _context(self, trial: Trial) -> TrialContext:
+        return TrialContext(
+            trial_id=trial.trial_id,
+            trial_dir=trial.trial_dir,
+            experiment=self._experiment,
+            transfer=self._run_config.checkpoint_transfer,
+            marker=self._marker,
+            checkpoint_config=self._ckpt_config,
+            stop_thresholds=self._stop.thresholds,
+        )
+
+    def _start(self, trial: Trial, request: dict[str, float]) -> None:
+        self._placement.take(request)
+        files = ResultFiles(self._experiment, trial.trial_dir)
+        if trial.last_result and not trial.checkpoints:
+            # A restart with nothing to restore begins at iteration 1 again; so does its history.
+            files.truncate_after(0)
+            trial.last_result = {}
+        # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
+        reusable = None if trial.checkpoints else self._take_idle_actor(request)
+        if reusable is not None:
+            slot = _Slot(trial, reusable, request, files)
+            self._slots[trial.trial_id] = slot
+            trial.set_status(TrialStatus.RUNNING)
+            use_reset_config = self._tune_config.reuse_actors is True
+            ref = reusable.reset.remote(trial.config, self._context(trial), use_reset_config)
+            self._inflight[ref] = _Call(slot, "reset")
+            return
+        # Idle actors of another shape hold resources this trial may need.
+        for actor, _ in self._idle_actors:
+            self._terminate_actor(actor)
+        self._idle_actors.clear()
+        self._start_fresh(trial, request, files)
+
+    def _start_fresh(self, trial: Trial, request: dict[str, float], files: ResultFiles) -> None:
+        options: dict[str, Any] = {
+            "num_cpus": request.get("CPU", 0.0),
+            "num_gpus": request.get("GPU", 0.0),
+            "max_restarts": 0,
+        }
+        avoid = self._placement.avoid()
+        if avoid:
+            options["label_selector"] = {"ray.io/node-id": f"!in({','.join(avoid)})"}
+        custom = {k: v for k, v in request.items() if k not in ("CPU", "GPU", "memory")}
+        if custom:
+            options["resources"] = custom
+        if "memory" in request:
+            options["memory"] = request["memory"]
+        actor = self._actor_cls.options(**options).remote(
+            self._trainable_blob, trial.config, self._context(trial)
+        )
+        slot = _Slot(trial, actor, request, files)
+        self._slots[trial.trial_id] = slot
+        trial.set_status(TrialStatus.RUNNING)
+        try:
+            self._book.prepare_start(trial)
+        except StorageError as exc:
+            # Part of restoring the trial: a failure of the trial, not of the sweep.
+            self._on_failure(slot, exc)
+            return
+        if trial.checkpoints:
+            self._inflight[actor.shares_storage.remote()] = _Call(slot, "probe")
+        else:
+            self._progress.trial_started(trial, None)
+            self._train(slot)
+
+    def _train(self, slot: _Slot) -> None:
+        self._inflight[slot.actor.train_batch.remote()] = _Call(slot, "train")
+
+    # -- dispatching results ---------------------------------------------------------------
+
+    def _dispatch(self, ref: ray.ObjectRef, call: _Call) -> None:
+        slot = call.slot
+        try:
+            value = ray.get(ref)
+        except RayError as exc:
+            self._on_failure(slot, exc)
+            return
+        slot.answered = True
+        self._startup_losses.answered(slot.trial.trial_id)
+        try:
+            if call.kind == "train":
+                self._on_steps(slot, value)
+            elif call.kind == "save_end":
+                self._on_saved(slot, value)
+                self._finish(slot, TrialStatus.TERMINATED)
+            elif call.kind == "probe":
+                self._restore(slot, bool(value))
+            elif call.kind == "restore":
+                self._on_restored(slot, value)
+            elif call.kind == "reset":
+                self._on_reset(slot)
+        except StopKeyError as exc:
+            self._abort = exc
+        except RayError as exc:
+            self._on_failure(slot, exc)
+        except StorageError as exc:
+            # The driver's own storage work (commit, results, journal) failed after the
+            # storage retries: the sweep ends here, cleanly, and Tuner.restore resumes it.
+            logger.error("storage failed on the driver; ending the sweep: %s", exc)
+            self._abort = exc
+
+    def _on_steps(self, slot: _Slot, outcomes: list[StepOutcome]) -> None:
+        """Record a batch of steps in order; what happens next follows the last one (the
+        worker ends a batch at any step that needs a decision)."""
+        trial = slot.trial
+        for outcome in outcomes:
+            slot.node_id = outcome.node_id
+            result = outcome.result
+            if outcome.finished and result.get(keys.TRAINING_ITERATION, 0) == trial.iteration:
+                # A function returned: its last report is already recorded.
+                trial.last_result = {**trial.last_result, keys.DONE: True}
+                self._end(slot)
+                return
+            if result.get(keys.TRAINING_ITERATION, 0) > trial.iteration:
+                result[keys.NUM_FAILURES] = trial.num_failures
+                result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
+                trial.last_result = result
+                slot.files.add(result)
+                self._progress.result(trial, result)
+            if outcome.saved is not None:
+                self._on_saved(slot, outcome.saved)
+            if outcome.preempted:
+                self._on_preempted(slot)
+                return
+            if outcome.finished or self._stop.reached(trial.trial_id, result):
+                self._end(slot)
+                return
+        self._train(slot)
+
+    def _end(self, slot: _Slot) -> None:
+        """The trial stops: checkpoint at end if asked (and not already), then finish."""
+        latest = slot.trial.latest_checkpoint
+        already = latest is not None and latest.iteration == slot.trial.iteration
+        if self._ckpt_config.checkpoint_at_end and not already and slot.trial.iteration > 0:
+            self._inflight[slot.actor.save.remote()] = _Call(slot, "save_end")
+        else:
+            self._finish(slot, TrialStatus.TERMINATED)
+
+    def _on_saved(self, slot: _Slot, saved: SavedCheckpoint | None) -> None:
+        if saved is not None:
+            self._book.record_saved(slot.trial, slot.files, saved)
+
+    # -- restore ---------------------------------------------------------------------------
+
+    def _restore(self, slot: _Slot, shares_storage: bool) -> None:
+        candidates = self._book.candidates(slot.trial)
+        if shares_storage:
+            ref = slot.actor.restore.remote(candidates)
+            self._inflight[ref] = _Call(slot, "restore")
+            return
+        for candidate in candidates:
+            try:
+                packed = self._book.store.read_verified_packed(
+                    candidate.path, candidate.manifest_digest
+                )
+            except StorageError as exc:
+                # Unreadable now is not corrupt: fail the trial (records and history kept),
+                # so a later attempt restores from the same candidates.
+                self._on_failure(slot, exc)
+                return
+            if packed is not None:
+                ref = slot.actor.restore.remote([candidate], packed)
+                self._inflight[ref] = _Call(slot, "restore")
+                return
+        self._on_restored(slot, RestoreOutcome(None))
+
+    def _on_restored(self, slot: _Slot, outcome: RestoreOutcome) -> None:
+        trial = slot.trial
+        for reason in outcome.skipped:
+            logger.warning("trial %s: skipping checkpoint %s", trial.trial_id, reason)
+        used = outcome.used
+        iteration = used.state.iteration if used is not None else 0
+        if used is None:
+            logger.warning(
+                "trial %s: no checkpoint verifies; starting from scratch", trial.trial_id
+            )
+        self._book.roll_back(trial, slot.files, iteration)
+        self._progress.trial_started(trial, self._experiment.uri(used.path) if used else None)
+        self._train(slot)
+
+    def _on_reset(self, slot: _Slot) -> None:
+        self._progress.trial_started(slot.trial, None)
+        self._train(slot)
+
+    # -- ending trials ---------------------------------------------------------------------
+
+    def _finish(self, slot: _Slot, status: TrialStatus) -> None:
+        trial = slot.trial
+        trial.set_status(status)
+        slot.files.flush()
+        self._book.journal(trial)
+        self._slots.pop(trial.trial_id, None)
+        self._placement.give(slot.resources)
+        reuse = self._tune_config.reuse_actors is not False and self._pending
+        if status == TrialStatus.TERMINATED and reuse:
+            self._idle_actors.append((slot.actor, slot.resources))
+        else:
+            self._terminate_actor(slot.actor)
+        self._progress.finished(trial)
+
+    def _take_idle_actor(self, request: dict[str, float]) -> Any | None:
+        for index, (actor, resources) in enumerate(self._idle_actors):
+            if resources == request:
+                del self._idle_actors[index]
+                return actor
+        return None
+
+    def _terminate_actor(self, actor: Any) -> None:
+        with contextlib.suppress(RayError):  # already dead: nothing to stop
+            actor.stop.remote()
+            actor.__ray_terminate__.remote()
+
+    def _release(self, slot: _Slot, refresh: bool) -> None:
+        """Forget a trial's actor after it died or was preempted, and kill what is left."""
+        self._drop_calls(slot)
+        with contextlib.suppress(RayError):  # the actor may be gone already
+            ray.kill(slot.actor, no_restart=True)
+        self._slots.pop(slot.trial.trial_id, None)
+        self._placement.give(slot.resources)
+        self._placement.refresh(force=refresh)
+        slot.files.flush()
+
+    def _on_preempted(self, slot: _Slot) -> None:
+        """Reschedule a preempted trial from its latest checkpoint; not a failure."""
+        trial = slot.trial
+        self._release(slot, refresh=True)
+        trial.num_preemptions += 1
+        self._progress.preempted(trial)
+        trial.set_status(TrialStatus.PENDING)
+        self._book.journal(trial)
+        self._pending.appendleft(trial)
+
+    def _lost_before_start(self, slot: _Slot, exc: BaseException) -> bool:
+        """An actor that never ran lost to the cluster (placed on a node that was dying but
+        not yet declared dead), rather than a failure of the trial. Bounded, so a trainable
+        whose process dies while starting still uses up its failures."""
+        if slot.answered or not isinstance(exc, RayActorError) or isinstance(exc, RayTaskError):
+            return False
+        if getattr(exc, "actor_init_failed", False):
+            return False
+        return self._startup_losses.forgive(slot.trial.trial_id)
+
+    def _on_failure(self, slot: _Slot, exc: BaseException) -> None:
+        if isinstance(exc, ActorDiedError) and getattr(exc, "preempted", False):
+            # The node was drained for preemption before the worker could report it.
+            self._on_preempted(slot)
+            return
+        trial = slot.trial
+        if isinstance(exc, ActorUnavailableError) and slot.node_id:
+            self._placement.suspect(slot.node_id)
+        if self._lost_before_start(slot, exc):
+            logger.warning("trial %s: its new actor was lost before it started (%s); "
+                           "rescheduling", trial.trial_id, type(exc).__name__)  # fmt: skip
+            self._release(slot, refresh=True)
+            trial.set_status(TrialStatus.PENDING)
+            self._pending.appendleft(trial)
+            return
+        error = _describe(exc)
+        self._release(slot, refresh=isinstance(exc, RayActorError))
+        trial.num_failures += 1
+        decision = after_failure(trial, self._failure_config)
+        retry = decision == AfterFailure.RETRY
+        self._progress.failed(trial, error, retry, has_checkpoint=bool(trial.checkpoints))
+        if retry:
+            trial.set_status(TrialStatus.PENDING)
+            self._book.journal(trial)
+            self._pending.appendleft(trial)
+            return
+        trial.error = error
+        trial.set_status(TrialStatus.ERROR)
+        self._book.journal(trial)
+        self._progress.finished(trial)
+        if decision == AfterFailure.RAISE:
+            self._abort = TrialError(error)
+        elif decision == AfterFailure.STOP_SWEEP:
+            self._abort = _StopSweep()
+
+    def _drop_calls(self, slot: _Slot) -> None:
+        for ref, call in list(self._inflight.items()):
+            if call.slot is slot:
+                del self._inflight[ref]
+
+    def _shutdown(self) -> None:
+        """Stop every actor still held. Only fail_fast ends the unfinished trials; a driver
+        interrupted any other way (SIGTERM, Ctrl-C, an error) leaves them unfinished in the
+        journal, so Tuner.restore resumes them. Actors are stopped first, whatever storage
+        does; a storage failure while flushing is logged, so the error that ended the sweep
+        is the one raised."""
+        ended_by_fail_fast = isinstance(self._abort, TrialError | _StopSweep)
+        for slot in list(self._slots.values()):
+            self._terminate_actor(slot.actor)
+        for actor, _ in self._idle_actors:
+            self._terminate_actor(actor)
+        self._idle_actors.clear()
+        for slot in list(self._slots.values()):
+            self._storage_step_at_shutdown(slot.files.flush)
+            if ended_by_fail_fast and slot.trial.status == TrialStatus.RUNNING:
+                slot.trial.set_status(TrialStatus.TERMINATED)
+                self._journal.record(slot.trial)
+        for trial in self._pending:
+            if ended_by_fail_fast and trial.status == TrialStatus.PENDING:
+                trial.set_status(TrialStatus.TERMINATED)
+                self._journal.record(trial)
+        self._slots.clear()
+        self._inflight.clear()
+        self._storage_step_at_shutdown(self._journal.flush)
+        self._storage_step_at_shutdown(self._book.deleter.close)
+
+    def _storage_step_at_shutdown(self, step: Any) -> None:
+        try:
+            step()
+        except StorageError as exc:
+            logger.error("while ending the sweep: %s", exc)
+            if self._abort is None:
+                self._abort = exc
+
+
+class _StopSweep(Exception):
+    """fail_fast=True: end the sweep quietly after the first error."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RayTaskError):
+        return str(exc)
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

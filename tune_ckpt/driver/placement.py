@@ -1,0 +1,119 @@
+"""Where trials may run: the resources of the live nodes a new actor may use, what the running
+trials hold of them, and the nodes to keep new actors off (suspect, draining).
+
+Ray is asked for its nodes here and nowhere else in the driver; the loop only asks whether a
+request fits and which nodes to avoid.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import ray
+
+logger = logging.getLogger(__name__)
+
+_RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU"}
+REFRESH_S = 0.5
+SUSPECT_S = 60.0
+UNPLACEABLE_WARN_S = 30.0
+
+
+def ray_resources(request: dict[str, float]) -> dict[str, float]:
+    """Our resource names (``cpu``, ``gpu``, custom) as Ray's (``CPU``, ``GPU``, custom)."""
+    return {_RESOURCE_NAMES.get(k, k): v for k, v in request.items()}
+
+
+class Placement:
+    """The cluster's capacity for trials, as seen by one driver.
+
+    ``total`` counts the live nodes new actors may use; ``used`` what this driver's actors
+    hold. A node whose actor just became unreachable (how a lost node first shows, while Ray
+    may still count it alive) is *suspect* for up to ``SUSPECT_S``: its resources do not
+    count and new actors are kept off it.
+    """
+
+    def __init__(self) -> None:
+        self.total: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+        self._refreshed = 0.0
+        self._suspects: dict[str, float] = {}  # node id -> when its actor became unreachable
+        self._unplaceable_warned = 0.0
+
+    def refresh(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._refreshed <= REFRESH_S:
+            return
+        total: dict[str, float] = {}
+        for node in ray.nodes():
+            if node.get("Alive") and node.get("NodeID") not in self._suspects:
+                for key, value in node.get("Resources", {}).items():
+                    total[key] = total.get(key, 0.0) + float(value)
+        self.total = total
+        self._refreshed = time.monotonic()
+
+    def fits(self, request: dict[str, float]) -> bool:
+        return all(
+            self.used.get(k, 0.0) + v <= self.total.get(k, 0.0) + 1e-9
+            for k, v in request.items()
+            if v > 0
+        )
+
+    def take(self, request: dict[str, float]) -> None:
+        for k, v in request.items():
+            self.used[k] = self.used.get(k, 0.0) + v
+
+    def give(self, request: dict[str, float]) -> None:
+        for k, v in request.items():
+            self.used[k] = max(0.0, self.used.get(k, 0.0) - v)
+
+    def suspect(self, node_id: str) -> None:
+        """An actor on ``node_id`` became unreachable."""
+        self._suspects[node_id] = time.monotonic()
+        self.avoid()  # prunes the list
+
+    def avoid(self) -> list[str]:
+        """Nodes to keep new actors off; a suspect is forgotten once Ray declares it dead, or
+        after ``SUSPECT_S``."""
+        if not self._suspects:
+            return []
+        now = time.monotonic()
+        dead = {n["NodeID"] for n in ray.nodes() if not n.get("Alive", True)}
+        self._suspects = {
+            node: since
+            for node, since in self._suspects.items()
+            if node not in dead and now - since < SUSPECT_S
+        }
+        return sorted(self._suspects)
+
+    def check_fits_cluster(self, requests: Iterable[tuple[str, dict[str, float]]]) -> None:
+        """Raise ValueError for a trial that asks more than the whole cluster has."""
+        for trial_id, request in requests:
+            if self.fits(request) or self.used:
+                continue
+            missing = {k: v for k, v in request.items() if v > self.total.get(k, 0.0)}
+            if missing:
+                raise ValueError(
+                    f"trial {trial_id} requests {request}, more than the whole cluster has "
+                    f"({self.total}); lower the request with tune_ckpt.with_resources or add "
+                    "nodes"
+                )
+
+    def report_unplaceable(self, trial_id: str, request: dict[str, float]) -> None:
+        """Nothing runs and the next trial does not fit what the live nodes offer (a node was
+        lost): say what it waits for, every so often, rather than wait in silence."""
+        now = time.monotonic()
+        if now - self._unplaceable_warned < UNPLACEABLE_WARN_S:
+            return
+        short = {k: v for k, v in request.items() if v > self.total.get(k, 0.0) + 1e-9}
+        if not short:
+            return
+        self._unplaceable_warned = now
+        logger.warning(
+            "trial %s waits for %s, more than the cluster's live nodes offer (%s); it "
+            "starts when nodes with those resources join",
+            trial_id,
+            short,
+            {k: self.total.get(k, 0.0) for k in short},
+        )
