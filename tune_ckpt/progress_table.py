@@ -23,10 +23,16 @@ from tune_ckpt.trial import Trial, TrialStatus
 MAX_ROWS = 20
 """Rows shown at most; the rest are counted in the caption. Running trials come first."""
 
-_ORDER = {TrialStatus.RUNNING: 0, TrialStatus.ERROR: 1, TrialStatus.PENDING: 2}
+_ORDER = {
+    TrialStatus.RUNNING: 0,
+    TrialStatus.ERROR: 1,
+    TrialStatus.PENDING: 2,
+    TrialStatus.PAUSED: 3,
+}
 STATUS_STYLE = {
     TrialStatus.RUNNING.value: "bold cyan",
     TrialStatus.PENDING.value: "yellow",
+    TrialStatus.PAUSED.value: "magenta",
     TrialStatus.TERMINATED.value: "green",
     TrialStatus.ERROR.value: "bold red",
 }
@@ -114,7 +120,7 @@ class ProgressTable:
         return rows
 
     def _shown(self) -> list[Trial]:
-        return sorted(self._trials, key=lambda t: _ORDER.get(t.status, 3))[: self._max_rows]
+        return sorted(self._trials, key=lambda t: _ORDER.get(t.status, 4))[: self._max_rows]
 
     def _header(self, name: str) -> str:
         return self._metric if name == "metric" and self._metric else name

@@ -18,6 +18,7 @@ class TrialStatus(str, enum.Enum):
 
     PENDING = "PENDING"  # waiting for resources (first start or restart after a failure)
     RUNNING = "RUNNING"  # its actor is training
+    PAUSED = "PAUSED"  # a scheduler paused it: checkpointed, resources given back, resumable
     TERMINATED = "TERMINATED"  # finished: stopped by a criterion or the trainable
     ERROR = "ERROR"  # failed past its failure budget
 
@@ -25,7 +26,12 @@ class TrialStatus(str, enum.Enum):
 _TRANSITIONS: dict[TrialStatus, frozenset[TrialStatus]] = {
     TrialStatus.PENDING: frozenset({TrialStatus.RUNNING, TrialStatus.TERMINATED}),
     TrialStatus.RUNNING: frozenset(
-        {TrialStatus.PENDING, TrialStatus.TERMINATED, TrialStatus.ERROR}
+        {TrialStatus.PENDING, TrialStatus.PAUSED, TrialStatus.TERMINATED, TrialStatus.ERROR}
+    ),
+    # A paused trial resumes at once (RUNNING), waits for resources (PENDING), is stopped
+    # by its scheduler (TERMINATED) or fails while its pause checkpoint is saved (ERROR).
+    TrialStatus.PAUSED: frozenset(
+        {TrialStatus.PENDING, TrialStatus.RUNNING, TrialStatus.TERMINATED, TrialStatus.ERROR}
     ),
     TrialStatus.TERMINATED: frozenset({TrialStatus.PENDING}),
     TrialStatus.ERROR: frozenset({TrialStatus.PENDING}),
