@@ -25,7 +25,21 @@ if TYPE_CHECKING:  # the eager imports, for type checkers and IDEs
     )
     from tune_ckpt.errors import STORAGE_ERRORS
     from tune_ckpt.result_grid import Result, ResultGrid
-    from tune_ckpt.search import choice, grid_search, loguniform, randint, uniform
+    from tune_ckpt.search import (
+        choice,
+        grid_search,
+        lograndint,
+        loguniform,
+        qlograndint,
+        qloguniform,
+        qrandint,
+        qrandn,
+        quniform,
+        randint,
+        randn,
+        sample_from,
+        uniform,
+    )
     from tune_ckpt.session import get_checkpoint, report
     from tune_ckpt.trainable import Trainable, with_resources
     from tune_ckpt.tuner import Tuner
@@ -47,6 +61,14 @@ _HOMES = {
     "loguniform": "tune_ckpt.search",
     "randint": "tune_ckpt.search",
     "uniform": "tune_ckpt.search",
+    "lograndint": "tune_ckpt.search",
+    "qlograndint": "tune_ckpt.search",
+    "qloguniform": "tune_ckpt.search",
+    "qrandint": "tune_ckpt.search",
+    "qrandn": "tune_ckpt.search",
+    "quniform": "tune_ckpt.search",
+    "randn": "tune_ckpt.search",
+    "sample_from": "tune_ckpt.search",
     "get_checkpoint": "tune_ckpt.session",
     "report": "tune_ckpt.session",
     "Trainable": "tune_ckpt.trainable",
@@ -69,10 +91,18 @@ __all__ = [
     "choice",
     "get_checkpoint",
     "grid_search",
+    "lograndint",
     "loguniform",
+    "qlograndint",
+    "qloguniform",
+    "qrandint",
+    "qrandn",
+    "quniform",
     "randint",
+    "randn",
     "report",
     "result",
+    "sample_from",
     "uniform",
     "with_resources",
 ]
