@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from tests.unit.sched_helpers import MiniDriver, make_trials
 from tune_ckpt.schedulers import (
     ASHAScheduler,
     AsyncHyperBandScheduler,
@@ -19,6 +18,8 @@ from tune_ckpt.schedulers import (
     TrialsView,
 )
 from tune_ckpt.trial import Trial, TrialStatus
+
+from .sched_helpers import MiniDriver, make_trials
 
 C, P, S = SchedulerDecision.CONTINUE, SchedulerDecision.PAUSE, SchedulerDecision.STOP
 

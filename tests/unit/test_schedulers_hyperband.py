@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from tests.unit.sched_helpers import MiniDriver, make_trials
 from tune_ckpt.schedulers import HyperBandScheduler, SchedulerDecision
 from tune_ckpt.trial import TrialStatus
+
+from .sched_helpers import MiniDriver, make_trials
 
 C, P, S = SchedulerDecision.CONTINUE, SchedulerDecision.PAUSE, SchedulerDecision.STOP
 # Bracket s=1 (t5..t12) at its first milestone, 27: scores by trial.

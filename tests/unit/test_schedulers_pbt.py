@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from tests.unit.sched_helpers import make_trials
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.schedulers import (
     Exploit,
@@ -20,6 +19,8 @@ from tune_ckpt.schedulers import (
 from tune_ckpt.schedulers.pbt_explore import explore, policy_line, policy_log_name
 from tune_ckpt.search import uniform
 from tune_ckpt.trial import Trial, TrialStatus
+
+from .sched_helpers import make_trials
 
 C, P, N = SchedulerDecision.CONTINUE, SchedulerDecision.PAUSE, SchedulerDecision.NOOP
 
