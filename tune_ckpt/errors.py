@@ -15,6 +15,7 @@
     │   └── CorruptCheckpointError      committed, but files missing, truncated or altered
     ├── TrainableError (TypeError)      a trainable that cannot run (wrong kind, unpicklable, ...)
     ├── TrialError                      a trial failed; carries the worker's traceback
+    ├── DrainError                      Ray's private node-drain API refused or failed
     └── ExperimentError                 an experiment cannot be found, read or restored
         ├── ExperimentLockedError       another live driver holds the experiment's lease
         └── LeaseLostError              a worker's driver no longer holds the lease: no commit
@@ -125,6 +126,11 @@ class TrainableError(TuneCkptError, TypeError):
 
 class TrialError(TuneCkptError):
     """A trial failed. ``str()`` holds the worker's traceback."""
+
+
+class DrainError(TuneCkptError):
+    """A node drain could not be requested or read: Ray's private drain API refused the
+    request, failed, or no longer has the shape ``driver/drains`` expects (a Ray upgrade)."""
 
 
 class ExperimentError(TuneCkptError):
