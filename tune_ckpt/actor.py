@@ -180,6 +180,7 @@ class TrialActor:
         if self._last_saved == trainable.iteration:
             return None
         results = tuple(self._unsaved_results)
+        started = time.monotonic()
         if isinstance(trainable, FunctionTrainable):
             checkpoint = trainable.take_checkpoint()
             if checkpoint is None:
@@ -189,7 +190,7 @@ class TrialActor:
             saved = self._writer.save_trainable(trainable, results)
         self._last_saved = saved.iteration
         self._unsaved_results.clear()
-        return saved
+        return dataclasses.replace(saved, seconds=time.monotonic() - started)
 
     def restore(
         self, candidates: list[RestoreCandidate], packed: PackedCheckpoint | None = None

@@ -95,6 +95,9 @@ class SavedCheckpoint:
     results: tuple[dict[str, Any], ...] = ()  # since the previous checkpoint, for the manifest
     fallback: ObjectStoreFallback | None = field(default=None, compare=False)
     """Set on a packed checkpoint from a worker that could not write the storage itself."""
+    seconds: float = field(default=0.0, compare=False)
+    """How long the worker took to save (and commit, or pack) it: what an emergency save
+    before a node's drain deadline is expected to cost."""
 
     @property
     def committed(self) -> bool:

@@ -79,6 +79,9 @@ class Accumulator(tune.Trainable):
         if self.config.get("node_file"):
             with open(os.path.join(self.config["node_file"], self.trial_id), "w") as f:
                 f.write(_node_id())
+        if self.config.get("step_dir"):  # the iteration reached, for a test to watch
+            with open(os.path.join(self.config["step_dir"], self.trial_id), "w") as f:
+                f.write(str(iteration))
         return {"total": self.total, "restored_from": self.restored_from, "node_id": _node_id()}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -28,6 +28,7 @@ from ray.exceptions import (
 from tune_ckpt import result as keys
 from tune_ckpt.actor import StepOutcome, TrialActor
 from tune_ckpt.config import RunConfig, TuneConfig
+from tune_ckpt.driver import drains
 from tune_ckpt.driver.bookkeeping import CheckpointBook
 from tune_ckpt.driver.decisions import (
     AfterFailure,
@@ -36,8 +37,10 @@ from tune_ckpt.driver.decisions import (
     StopRule,
     after_failure,
 )
+from tune_ckpt.driver.emergency import DrainingTrial, EmergencyAction, SaveCostTracker
+from tune_ckpt.driver.evacuation import Evacuation
 from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
-from tune_ckpt.errors import StorageError, TrialError
+from tune_ckpt.errors import DrainError, StorageError, TrialError
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
@@ -59,12 +62,17 @@ class _Slot:
     files: ResultFiles
     answered: bool = False  # the actor has completed a call, so it did start
     node_id: str = ""
+    saved_at: float = field(default_factory=time.monotonic)  # its last checkpoint, or start
 
 
 @dataclass
 class _Call:
     slot: _Slot
-    kind: str  # "train" | "save_end" | "probe" | "restore" | "reset"
+    kind: str  # "train" | "save_end" | "probe" | "restore" | "reset" | "evacuate"
+
+
+DRAIN_POLL_S = 1.0
+"""How often the draining nodes are read: a drain is noticed within this long."""
 
 
 class TrialRunner:
@@ -108,9 +116,13 @@ class TrialRunner:
         from ray import cloudpickle
 
         self._trainable_blob = cloudpickle.dumps(trainable_cls)
-        self._idle_actors: list[tuple[Any, dict[str, float]]] = []
+        self._idle_actors: list[tuple[Any, dict[str, float], str]] = []  # actor, shape, node
         self._abort: BaseException | None = None
         self._startup_losses = StartupLosses()
+        self._evacuation = Evacuation()
+        self._save_costs = SaveCostTracker()
+        self._drains_read_at = 0.0
+        self._drains_readable = True
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -120,6 +132,7 @@ class TrialRunner:
         self._placement.check_fits_cluster((t.trial_id, self._request(t)) for t in self._pending)
         try:
             while (self._pending or self._inflight) and self._abort is None:
+                self._watch_drains()
                 try:
                     self._launch_pending()
                 except StorageError as exc:
@@ -136,7 +149,7 @@ class TrialRunner:
                 ready, _ = ray.wait(
                     list(self._inflight),
                     num_returns=1,
-                    timeout=REFRESH_S if self._pending else None,
+                    timeout=REFRESH_S if self._pending else DRAIN_POLL_S,
                 )
                 for ref in ready:
                     self._dispatch(ref, self._inflight.pop(ref))
@@ -191,7 +204,7 @@ class TrialRunner:
             self._inflight[ref] = _Call(slot, "reset")
             return
         # Idle actors of another shape hold resources this trial may need.
-        for actor, _ in self._idle_actors:
+        for actor, _, _ in self._idle_actors:
             self._terminate_actor(actor)
         self._idle_actors.clear()
         self._start_fresh(trial, request, files)
@@ -229,12 +242,16 @@ class TrialRunner:
             self._train(slot)
 
     def _train(self, slot: _Slot) -> None:
+        if self._evacuation.evacuating(slot.trial.trial_id):
+            return  # its node is draining: it saves and moves, or has moved already
         self._inflight[slot.actor.train_batch.remote()] = _Call(slot, "train")
 
     # -- dispatching results ---------------------------------------------------------------
 
     def _dispatch(self, ref: ray.ObjectRef, call: _Call) -> None:
         slot = call.slot
+        if self._slots.get(slot.trial.trial_id) is not slot:
+            return  # a call to an actor the trial no longer holds (it ended or moved)
         try:
             value = ray.get(ref)
         except RayError as exc:
@@ -254,6 +271,8 @@ class TrialRunner:
                 self._on_restored(slot, value)
             elif call.kind == "reset":
                 self._on_reset(slot)
+            elif call.kind == "evacuate":
+                self._on_evacuated(slot, value)
         except StopKeyError as exc:
             self._abort = exc
         except RayError as exc:
@@ -303,7 +322,12 @@ class TrialRunner:
 
     def _on_saved(self, slot: _Slot, saved: SavedCheckpoint | None) -> None:
         if saved is not None:
+            started = time.monotonic()
             self._book.record_saved(slot.trial, slot.files, saved)
+            # What a save costs: the worker's part, and the driver's commit of a packed one.
+            cost = saved.seconds + (time.monotonic() - started if saved.packed else 0.0)
+            self._save_costs.record(slot.trial.trial_id, cost)
+            slot.saved_at = time.monotonic()
 
     # -- restore ---------------------------------------------------------------------------
 
@@ -347,24 +371,89 @@ class TrialRunner:
         self._progress.trial_started(slot.trial, None)
         self._train(slot)
 
+    # -- draining nodes --------------------------------------------------------------------
+
+    def _watch_drains(self) -> None:
+        """Once per DRAIN_POLL_S: a node newly draining takes no new trials, its idle actors
+        stop, and its trials save (most valuable first, within the deadline) and move."""
+        now = time.monotonic()
+        if not self._drains_readable or now - self._drains_read_at < DRAIN_POLL_S:
+            return
+        self._drains_read_at = now
+        try:
+            draining = drains.draining_nodes()
+        except DrainError as exc:
+            # A Ray that changed its private API: preemptions still arrive as SIGTERM or
+            # as actors dying, so the sweep goes on without reading drains.
+            logger.warning("cannot watch for draining nodes, carrying on without: %s", exc)
+            self._drains_readable = False
+            return
+        self._placement.set_draining(frozenset(draining))
+        for node in self._evacuation.new_drains(draining):
+            for idle in [i for i in self._idle_actors if i[2] == node]:
+                self._idle_actors.remove(idle)
+                self._terminate_actor(idle[0])
+            self._evacuate(node, draining[node])
+
+    def _evacuate(self, node: str, deadline: float | None) -> None:
+        slots = [s for s in self._slots.values() if s.node_id == node]
+        now = time.monotonic()
+        trials = []
+        for slot in slots:
+            latest = slot.trial.latest_checkpoint
+            unsaved = latest is None or latest.iteration < slot.trial.iteration
+            trials.append(
+                DrainingTrial(
+                    slot.trial.trial_id,
+                    unsaved_s=max(0.0, now - slot.saved_at) if unsaved else 0.0,
+                    weight=max(
+                        1.0, slot.resources.get("CPU", 0.0) + slot.resources.get("GPU", 0.0)
+                    ),
+                    save_cost_s=self._save_costs.estimate(slot.trial.trial_id),
+                    has_unsaved=unsaved and slot.trial.iteration > 0,
+                )
+            )
+        plan = self._evacuation.plan(node, trials, deadline, time.time())
+        for slot in slots:
+            if plan.action(slot.trial.trial_id) != EmergencyAction.SAVE:
+                self._on_preempted(slot)  # at once: resumes from its last checkpoint
+        self._start_evacuation_saves()
+
+    def _start_evacuation_saves(self) -> None:
+        for trial_id in self._evacuation.startable():
+            slot = self._slots.get(trial_id)
+            if slot is not None:
+                self._inflight[slot.actor.save.remote()] = _Call(slot, "evacuate")
+
+    def _on_evacuated(self, slot: _Slot, saved: SavedCheckpoint | None) -> None:
+        """An emergency checkpoint is committed (None: nothing new to save, or a function
+        that gave no checkpoint): the trial moves, restored from it elsewhere."""
+        if slot.trial.trial_id not in self._slots:
+            return  # it ended meanwhile
+        self._on_saved(slot, saved)
+        self._on_preempted(slot)
+
     # -- ending trials ---------------------------------------------------------------------
 
     def _finish(self, slot: _Slot, status: TrialStatus) -> None:
         trial = slot.trial
+        self._drop_calls(slot)
         trial.set_status(status)
         slot.files.flush()
         self._book.journal(trial)
         self._slots.pop(trial.trial_id, None)
         self._placement.give(slot.resources)
         reuse = self._tune_config.reuse_actors is not False and self._pending
-        if status == TrialStatus.TERMINATED and reuse:
-            self._idle_actors.append((slot.actor, slot.resources))
+        self._evacuation.forget(trial.trial_id)
+        draining = self._placement.avoid()
+        if status == TrialStatus.TERMINATED and reuse and slot.node_id not in draining:
+            self._idle_actors.append((slot.actor, slot.resources, slot.node_id))
         else:
             self._terminate_actor(slot.actor)
         self._progress.finished(trial)
 
     def _take_idle_actor(self, request: dict[str, float]) -> Any | None:
-        for index, (actor, resources) in enumerate(self._idle_actors):
+        for index, (actor, resources, _) in enumerate(self._idle_actors):
             if resources == request:
                 del self._idle_actors[index]
                 return actor
@@ -383,6 +472,8 @@ class TrialRunner:
         self._slots.pop(slot.trial.trial_id, None)
         self._placement.give(slot.resources)
         self._placement.refresh(force=refresh)
+        self._evacuation.forget(slot.trial.trial_id)
+        self._start_evacuation_saves()  # its lane on a draining node frees
         slot.files.flush()
 
     def _on_preempted(self, slot: _Slot) -> None:
@@ -454,7 +545,7 @@ class TrialRunner:
         ended_by_fail_fast = isinstance(self._abort, TrialError | _StopSweep)
         for slot in list(self._slots.values()):
             self._terminate_actor(slot.actor)
-        for actor, _ in self._idle_actors:
+        for actor, _, _ in self._idle_actors:
             self._terminate_actor(actor)
         self._idle_actors.clear()
         for slot in list(self._slots.values()):

@@ -32,7 +32,8 @@ class Placement:
     ``total`` counts the live nodes new actors may use; ``used`` what this driver's actors
     hold. A node whose actor just became unreachable (how a lost node first shows, while Ray
     may still count it alive) is *suspect* for up to ``SUSPECT_S``: its resources do not
-    count and new actors are kept off it.
+    count and new actors are kept off it. A *draining* node (going away at a deadline) is
+    treated the same until it is gone.
     """
 
     def __init__(self) -> None:
@@ -40,6 +41,7 @@ class Placement:
         self.used: dict[str, float] = {}
         self._refreshed = 0.0
         self._suspects: dict[str, float] = {}  # node id -> when its actor became unreachable
+        self._draining: frozenset[str] = frozenset()
         self._unplaceable_warned = 0.0
 
     def refresh(self, force: bool = False) -> None:
@@ -47,7 +49,8 @@ class Placement:
             return
         total: dict[str, float] = {}
         for node in ray.nodes():
-            if node.get("Alive") and node.get("NodeID") not in self._suspects:
+            excluded = node.get("NodeID") in self._suspects or node.get("NodeID") in self._draining
+            if node.get("Alive") and not excluded:
                 for key, value in node.get("Resources", {}).items():
                     total[key] = total.get(key, 0.0) + float(value)
         self.total = total
@@ -73,11 +76,17 @@ class Placement:
         self._suspects[node_id] = time.monotonic()
         self.avoid()  # prunes the list
 
+    def set_draining(self, nodes: frozenset[str]) -> None:
+        """The nodes being drained now (Ray forgets a drained node once it is dead)."""
+        if nodes != self._draining:
+            self._draining = nodes
+            self.refresh(force=True)
+
     def avoid(self) -> list[str]:
-        """Nodes to keep new actors off; a suspect is forgotten once Ray declares it dead, or
-        after ``SUSPECT_S``."""
+        """Nodes to keep new actors off: draining ones, and suspects (forgotten once Ray
+        declares them dead, or after ``SUSPECT_S``)."""
         if not self._suspects:
-            return []
+            return sorted(self._draining)
         now = time.monotonic()
         dead = {n["NodeID"] for n in ray.nodes() if not n.get("Alive", True)}
         self._suspects = {
@@ -85,7 +94,7 @@ class Placement:
             for node, since in self._suspects.items()
             if node not in dead and now - since < SUSPECT_S
         }
-        return sorted(self._suspects)
+        return sorted(set(self._suspects) | self._draining)
 
     def check_fits_cluster(self, requests: Iterable[tuple[str, dict[str, float]]]) -> None:
         """Raise ValueError for a trial that asks more than the whole cluster has."""

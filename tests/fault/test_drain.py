@@ -1,0 +1,99 @@
+"""Nodes drained the way clouds and KubeRay take them away: Ray marks the node draining with
+a deadline and nobody sends the worker SIGTERM. The driver notices within a second, saves
+what it can before the deadline and moves the trials, counted as preemptions."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.cluster_utils import Cluster
+
+import tune_ckpt as tune
+from tune_ckpt.driver import drains
+
+from ._trainables import Accumulator, expected_total
+
+ITERATIONS = 40
+
+
+def _wait_for(condition: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _sweep_with_drain(
+    cluster: Cluster, tmp_path: Path, frequency: int, deadline_s: float
+) -> tuple[tune.ResultGrid, int]:
+    """Two trials on two 1-CPU nodes; once both have run 10 steps, the first one's node is
+    drained with ``deadline_s`` and a fresh node joins; the drained node is removed at its
+    deadline. Returns the results and the first trial's iteration when it was drained."""
+    nodes, steps = tmp_path / "nodes", tmp_path / "steps"
+    nodes.mkdir()
+    steps.mkdir()
+    tuner = tune.Tuner(
+        Accumulator,
+        param_space={
+            "a": tune.grid_search([1, 2]),
+            "sleep": 0.1,
+            "node_file": str(nodes),
+            "step_dir": str(steps),
+        },
+        run_config=tune.RunConfig(
+            name="exp",
+            storage_path=str(tmp_path / "storage"),
+            verbose=0,
+            stop={"training_iteration": ITERATIONS},
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=frequency),
+        ),
+    )
+    outcome: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: outcome.update(results=tuner.fit()))
+    runner.start()
+    _wait_for(lambda: len(os.listdir(nodes)) == 2)
+    first = sorted(os.listdir(nodes))[0]
+    doomed = (nodes / first).read_text()
+    _wait_for(lambda: int((steps / first).read_text() or 0) >= 10)
+    drained_at = int((steps / first).read_text())
+    drains.drain_node(doomed, time.time() + deadline_s)
+    cluster.add_node(num_cpus=1)
+    time.sleep(deadline_s)
+    (node,) = [n for n in cluster.worker_nodes if n.node_id == doomed]
+    cluster.remove_node(node, allow_graceful=False)
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+    return outcome["results"], drained_at
+
+
+def test_drain_saves_and_moves_the_trial_losing_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    """A 10 s deadline: the trial on the drained node takes an emergency checkpoint at the
+    step it had reached (no periodic one exists yet), resumes on the new node from it, and
+    counts a preemption, not a failure. Both trials end with fault-free totals."""
+    results, drained_at = _sweep_with_drain(cluster, tmp_path, frequency=100, deadline_s=10)
+    first = results[0]
+    assert first.error is None
+    assert first.metrics["num_failures"] == 0
+    assert first.metrics["num_preemptions"] == 1
+    assert drained_at <= first.metrics["restored_from"] < ITERATIONS
+    for result, a in zip(results, [1, 2], strict=True):
+        assert result.metrics["total"] == expected_total(ITERATIONS, a)
+
+
+def test_drain_too_short_to_save_resumes_from_the_last_checkpoint(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A 2 s deadline leaves no time for a save after the safety margin: the trial moves at
+    once and resumes from its last periodic checkpoint, still a preemption."""
+    results, drained_at = _sweep_with_drain(cluster, tmp_path, frequency=5, deadline_s=2)
+    first = results[0]
+    assert first.error is None
+    assert first.metrics["num_failures"] == 0
+    assert first.metrics["num_preemptions"] == 1
+    restored = first.metrics["restored_from"]
+    assert restored % 5 == 0 and 5 <= restored <= drained_at + 1
+    assert first.metrics["total"] == expected_total(ITERATIONS, 1)
