@@ -57,6 +57,18 @@ def _client(gcs_address: str | None) -> Any:
     return client
 
 
+def cluster_address(address: str | None) -> str:
+    """The GCS address (host:port) of ``address``, or of the cluster this host runs when it
+    is None or ``"auto"`` (``RAY_ADDRESS``, then the last ``ray start``), without
+    connecting a Ray driver."""
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    try:
+        return str(canonicalize_bootstrap_address_or_die(address or "auto"))
+    except (ConnectionError, ValueError) as exc:
+        raise DrainError(f"cannot find the Ray cluster (address {address!r}): {exc}") from exc
+
+
 def alive_nodes(
     gcs_address: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> dict[str, str]:
