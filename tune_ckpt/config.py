@@ -6,6 +6,7 @@ the value and what is allowed, so a mistake surfaces where it was made, not in a
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -276,3 +277,49 @@ class TuneConfig:
             raise _bad("max_concurrent_trials", mct, "an int >= 1, or None")
         if self.reuse_actors is not None and not isinstance(self.reuse_actors, bool):
             raise _bad("reuse_actors", self.reuse_actors, "True, False or None")
+
+
+SpotProvider = Literal["aws", "gcp", "auto"]
+METADATA_URL = "http://169.254.169.254"  # both clouds' link-local instance metadata service
+
+
+def _spot_seconds(name: str, value: object, minimum: float, strict: bool) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= minimum if strict else value < minimum):  # type: ignore[operator]
+        raise _bad(name, value, f"a number of seconds {'>' if strict else '>='} {minimum:g}")
+
+
+@dataclass(frozen=True)
+class SpotConfig:
+    """Watching for spot interruption notices: one watcher per node turns the cloud's
+    notice into a Ray drain (``tune_ckpt.spot``).
+
+    Args:
+        provider: ``"aws"``, ``"gcp"``, or ``"auto"`` (the one whose metadata answers).
+        poll_s: seconds between two reads of the notice.
+        margin_s: the drain's deadline is this long before the notice's time, so the
+            node's trials are saved and gone before the cloud stops the instance.
+        metadata_url: the metadata service (default the clouds' ``169.254.169.254``);
+            tests point it at a fake one on 127.0.0.1.
+        timeout_s: how long one request to the metadata service may take.
+        enabled: False turns the watchers off while keeping the settings.
+    """
+
+    provider: SpotProvider = "auto"
+    poll_s: float = 2.0
+    margin_s: float = 5.0
+    metadata_url: str = METADATA_URL
+    timeout_s: float = 1.0
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.provider not in ("aws", "gcp", "auto"):
+            raise _bad("provider", self.provider, "one of aws, gcp, auto")
+        _spot_seconds("poll_s", self.poll_s, 0, strict=True)
+        _spot_seconds("margin_s", self.margin_s, 0, strict=False)
+        _spot_seconds("timeout_s", self.timeout_s, 0, strict=True)
+        url = self.metadata_url
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise _bad("metadata_url", url, "an http:// or https:// URL")
+        if not isinstance(self.enabled, bool):
+            raise _bad("enabled", self.enabled, "True or False")

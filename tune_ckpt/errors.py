@@ -16,6 +16,7 @@
     ├── TrainableError (TypeError)      a trainable that cannot run (wrong kind, unpicklable, ...)
     ├── TrialError                      a trial failed; carries the worker's traceback
     ├── DrainError                      Ray's private node-drain API refused or failed
+    ├── SpotNoticeError                 the cloud's metadata service could not be read
     └── ExperimentError                 an experiment cannot be found, read or restored
         ├── ExperimentLockedError       another live driver holds the experiment's lease
         └── LeaseLostError              a worker's driver no longer holds the lease: no commit
@@ -131,6 +132,10 @@ class TrialError(TuneCkptError):
 class DrainError(TuneCkptError):
     """A node drain could not be requested or read: Ray's private drain API refused the
     request, failed, or no longer has the shape ``driver/drains`` expects (a Ray upgrade)."""
+
+
+class SpotNoticeError(TuneCkptError):
+    """The cloud's instance metadata service did not answer, or not with a spot notice."""
 
 
 class ExperimentError(TuneCkptError):

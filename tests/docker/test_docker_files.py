@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ EXTERNAL_VARIABLES = {
     "AWS_DEFAULT_REGION",
     "AWS_EC2_METADATA_DISABLED",
     "AWS_ENDPOINT_URL",
+    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S",  # Ray's own: how long a node drains on SIGTERM
 }
 # What each script cannot run without (each is also checked to appear in the script).
 REQUIRED_VARIABLES = {
@@ -381,6 +383,33 @@ def test_kuberay_minio_endpoint_and_secrets() -> None:
         ref = item["valueFrom"]["secretKeyRef"]
         assert ref["key"] in secret_keys(ref["name"])
     assert "ports" not in service["spec"] or service["spec"].get("type", "ClusterIP") == "ClusterIP"
+
+
+def test_kuberay_workers_get_time_to_drain() -> None:
+    """Deleting a worker pod drains its node first (preStop: ``ray drain-node`` with a
+    deadline, then a wait), Ray drains again on SIGTERM, and Kubernetes waits for both."""
+    from ray.core.generated import autoscaler_pb2
+    from ray.scripts.scripts import drain_node
+
+    (cluster,) = [doc for doc in load_kuberay() if doc["kind"] == "RayCluster"]
+    (workers,) = cluster["spec"]["workerGroupSpecs"]
+    spec = workers["template"]["spec"]
+    (container,) = spec["containers"]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["/bin/bash", "-c"]
+    drain, _, wait = command[2].partition(" && ")
+    words = shlex.split(drain)
+    assert words[:2] == ["ray", "drain-node"]
+    options = dict(zip(words[2::2], words[3::2], strict=True))
+    # Only options the installed Ray's (hidden) `ray drain-node` has, and a real reason.
+    assert set(options) <= {opt for param in drain_node.params for opt in param.opts}
+    assert autoscaler_pb2.DrainNodeReason.Value(options["--reason"]) == 2  # PREEMPTION
+    deadline_s = int(options["--deadline-remaining-seconds"])
+    assert wait == f"sleep {deadline_s}"
+    sigterm_s = float(
+        container_env(container, load_kuberay())["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"]
+    )
+    assert spec["terminationGracePeriodSeconds"] > deadline_s + sigterm_s
 
 
 # -- healthcheck.py ----------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def test_every_public_error_is_a_tune_ckpt_error() -> None:
         for obj in vars(errors).values()
         if isinstance(obj, type) and issubclass(obj, BaseException)
     ]
-    assert len(classes) == 15  # with StorageFullError, ExperimentLockedError, LeaseLostError
+    assert len(classes) == 17  # with StorageFullError, ..., DrainError, SpotNoticeError
     assert all(issubclass(cls, TuneCkptError) for cls in classes)
 
 

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import ray
 
-from tune_ckpt.cli import gather
+from tune_ckpt.cli import gather, spot_watch
 from tune_ckpt.cli.render import render
 from tune_ckpt.config import StorageRetry
 from tune_ckpt.errors import TrialError, TuneCkptError
@@ -346,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="the Ray cluster to join (ray.init(address=ADDR)); default: fit()'s ray.init()",
     )
+    spot_watch.add_command(commands)
     return parser
 
 

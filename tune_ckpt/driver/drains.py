@@ -6,9 +6,10 @@ enforces none). KubeRay and ``ray start --block`` drain a node on SIGTERM, the
 autoscaler on preemption, and ``tune_ckpt.spot`` on a cloud's spot notice.
 
 The calls used are private (``ray._raylet.GcsClient.drain_node``,
-``ray._private.state.state.get_draining_nodes``); they exist with these shapes from Ray
-2.49 (the floor) to 2.60. ``tests/integration/test_drains.py`` drains a real node, so a Ray
-upgrade that changes them fails there and is fixed here.
+``ray._private.state.state.get_draining_nodes``); they have these shapes from Ray 2.49 (the
+floor) to 2.60, except that 2.49's ``drain_node`` takes no timeout and lists a drain about
+0.1 s after it (2.60: at once). ``tests/fault/test_drains.py`` drains a real node (run on
+2.49.0 and 2.60.0), so a Ray upgrade that changes them fails there and is fixed here.
 """
 
 from __future__ import annotations
@@ -55,6 +56,18 @@ def _client(gcs_address: str | None) -> Any:
             raise DrainError(f"cannot connect to Ray's GCS at {address}: {exc}") from exc
         _clients[address] = client
     return client
+
+
+def cluster_address(address: str | None) -> str:
+    """The GCS address (host:port) of ``address``, or of the cluster this host runs when it
+    is None or ``"auto"`` (``RAY_ADDRESS``, then the last ``ray start``), without
+    connecting a Ray driver."""
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    try:
+        return str(canonicalize_bootstrap_address_or_die(address or "auto"))
+    except (ConnectionError, ValueError) as exc:
+        raise DrainError(f"cannot find the Ray cluster (address {address!r}): {exc}") from exc
 
 
 def alive_nodes(
