@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the eager imports, for type checkers and IDEs
         CheckpointConfig,
         FailureConfig,
         RunConfig,
+        SpotConfig,
         StorageRetry,
         TuneConfig,
     )
@@ -52,6 +53,7 @@ _HOMES = {
     "FailureConfig": "tune_ckpt.config",
     "RunConfig": "tune_ckpt.config",
     "StorageRetry": "tune_ckpt.config",
+    "SpotConfig": "tune_ckpt.config",
     "TuneConfig": "tune_ckpt.config",
     "STORAGE_ERRORS": "tune_ckpt.errors",
     "Result": "tune_ckpt.result_grid",
@@ -84,6 +86,7 @@ __all__ = [
     "Result",
     "ResultGrid",
     "RunConfig",
+    "SpotConfig",
     "StorageRetry",
     "Trainable",
     "TuneConfig",

@@ -169,6 +169,8 @@ class RunConfig:
             checkpoint bytes through Ray's object store to the driver, which persists them.
         storage_retry: how long transient storage errors are retried, on the driver and in
             workers; see :class:`StorageRetry`.
+        spot: watch every node's spot-interruption notice and drain the node before the
+            cloud stops it (see :class:`SpotConfig`); None (the default) watches nothing.
     """
 
     name: str | None = None
@@ -180,11 +182,14 @@ class RunConfig:
     verbose: int = 1
     checkpoint_transfer: TransferMode = "auto"
     storage_retry: StorageRetry = field(default_factory=StorageRetry)
+    spot: SpotConfig | None = None
 
     def __post_init__(self) -> None:
         # None means "the default" for the nested configs, as in Ray.
         if self.storage_retry is None:
             object.__setattr__(self, "storage_retry", StorageRetry())
+        if self.spot is not None and not isinstance(self.spot, SpotConfig):
+            raise TypeError(f"spot={self.spot!r} is invalid: a tune_ckpt.SpotConfig or None")
         if not isinstance(self.storage_retry, StorageRetry):
             raise TypeError(
                 f"storage_retry={self.storage_retry!r} is invalid: a tune_ckpt.StorageRetry or None"

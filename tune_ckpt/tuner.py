@@ -18,6 +18,7 @@ from tune_ckpt.config import (
     CheckpointConfig,
     FailureConfig,
     RunConfig,
+    SpotConfig,
     StorageRetry,
     TuneConfig,
 )
@@ -267,6 +268,7 @@ class Tuner:
                 "verbose": rc.verbose,
                 "checkpoint_transfer": rc.checkpoint_transfer,
                 "storage_retry": dataclasses.asdict(rc.storage_retry),
+                "spot": dataclasses.asdict(rc.spot) if rc.spot is not None else None,
             },
             "tune_config": dataclasses.asdict(self._tune_config),
         }
@@ -388,6 +390,7 @@ def _restored_settings(
         verbose=rc.get("verbose", 1),
         checkpoint_transfer=rc.get("checkpoint_transfer", "auto"),
         storage_retry=StorageRetry(**rc.get("storage_retry", {})),
+        spot=SpotConfig(**rc["spot"]) if rc.get("spot") else None,
     )
     return run_config, TuneConfig(**(header.get("tune_config") or {}))
 

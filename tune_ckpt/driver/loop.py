@@ -26,6 +26,7 @@ from ray.exceptions import (
 )
 
 from tune_ckpt import result as keys
+from tune_ckpt import spot
 from tune_ckpt.actor import StepOutcome, TrialActor
 from tune_ckpt.config import RunConfig, TuneConfig
 from tune_ckpt.driver import drains
@@ -73,6 +74,8 @@ class _Call:
 
 DRAIN_POLL_S = 1.0
 """How often the draining nodes are read: a drain is noticed within this long."""
+SPOT_WATCHERS_S = 10.0
+"""How often nodes that joined get a spot-notice watcher."""
 
 
 class TrialRunner:
@@ -123,6 +126,10 @@ class TrialRunner:
         self._save_costs = SaveCostTracker()
         self._drains_read_at = 0.0
         self._drains_readable = True
+        spot_config = run_config.spot
+        self._spot = spot_config if spot_config is not None and spot_config.enabled else None
+        self._watchers: dict[str, Any] = {}  # node -> its spot-notice watcher
+        self._watchers_at = 0.0
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -380,6 +387,7 @@ class TrialRunner:
         if not self._drains_readable or now - self._drains_read_at < DRAIN_POLL_S:
             return
         self._drains_read_at = now
+        self._watch_spot(now)
         try:
             draining = drains.draining_nodes()
         except DrainError as exc:
@@ -390,10 +398,28 @@ class TrialRunner:
             return
         self._placement.set_draining(frozenset(draining))
         for node in self._evacuation.new_drains(draining):
+            watcher = self._watchers.pop(node, None)
+            if watcher is not None:  # a drained node exits only once nothing runs there
+                with contextlib.suppress(RayError):
+                    ray.kill(watcher)
             for idle in [i for i in self._idle_actors if i[2] == node]:
                 self._idle_actors.remove(idle)
                 self._terminate_actor(idle[0])
             self._evacuate(node, draining[node])
+
+    def _watch_spot(self, now: float) -> None:
+        """With ``RunConfig(spot=...)``: a spot-notice watcher on every node but the driver's
+        (usually not a spot instance; ``tune-ckpt spot-watch`` covers it if it is)."""
+        if self._spot is None or now - self._watchers_at < SPOT_WATCHERS_S:
+            return
+        self._watchers_at = now
+        driver_node = str(ray.get_runtime_context().get_node_id())
+        try:
+            started = spot.start_watchers(self._spot, skip={*self._watchers, driver_node})
+        except (DrainError, RayError) as exc:
+            logger.warning("cannot start spot-notice watchers: %s", exc)
+            return
+        self._watchers.update(started)
 
     def _evacuate(self, node: str, deadline: float | None) -> None:
         slots = [s for s in self._slots.values() if s.node_id == node]
@@ -548,6 +574,10 @@ class TrialRunner:
         for actor, _, _ in self._idle_actors:
             self._terminate_actor(actor)
         self._idle_actors.clear()
+        for watcher in self._watchers.values():
+            with contextlib.suppress(RayError):
+                ray.kill(watcher)
+        self._watchers.clear()
         for slot in list(self._slots.values()):
             self._storage_step_at_shutdown(slot.files.flush)
             if ended_by_fail_fast and slot.trial.status == TrialStatus.RUNNING:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from metadata_server import MetadataServer
 from ray.cluster_utils import Cluster
 
 import tune_ckpt as tune
@@ -97,3 +98,46 @@ def test_drain_too_short_to_save_resumes_from_the_last_checkpoint(
     restored = first.metrics["restored_from"]
     assert restored % 5 == 0 and 5 <= restored <= drained_at + 1
     assert first.metrics["total"] == expected_total(ITERATIONS, 1)
+
+
+def test_spot_notice_drains_the_nodes_and_the_sweep_moves_its_trials(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """RunConfig(spot=...) puts a watcher on each worker node; the (fake, local) AWS
+    metadata service announces an interruption in 25 s: the watchers drain their nodes
+    10 s before it, and the sweep saves both trials and moves them to the nodes that join,
+    losing no step and counting no failure."""
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    with MetadataServer("aws").running() as aws:
+        tuner = tune.Tuner(
+            Accumulator,
+            param_space={"a": tune.grid_search([1, 2]), "sleep": 0.1, "step_dir": str(steps)},
+            run_config=tune.RunConfig(
+                name="exp",
+                storage_path=str(tmp_path / "storage"),
+                verbose=0,
+                stop={"training_iteration": ITERATIONS},
+                checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=100),
+                spot=tune.SpotConfig(provider="aws", poll_s=0.2, margin_s=10, metadata_url=aws.url),
+            ),
+        )
+        outcome: dict[str, Any] = {}
+        runner = threading.Thread(target=lambda: outcome.update(results=tuner.fit()))
+        runner.start()
+        _wait_for(lambda: len(os.listdir(steps)) == 2)
+        _wait_for(lambda: all(int((steps / t).read_text() or 0) >= 10 for t in os.listdir(steps)))
+        aws.notice_at = float(int(time.time()) + 25)  # AWS gives whole seconds
+        workers = {node.node_id for node in cluster.worker_nodes}
+        _wait_for(lambda: set(drains.draining_nodes()) == workers, timeout=30)
+        aws.notice_at = None  # the nodes that join now are not being taken away
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        runner.join(timeout=120)
+    assert not runner.is_alive()
+    for result, a in zip(outcome["results"], [1, 2], strict=True):
+        assert result.error is None
+        assert result.metrics["num_failures"] == 0
+        assert result.metrics["num_preemptions"] == 1
+        assert result.metrics["restored_from"] >= 10
+        assert result.metrics["total"] == expected_total(ITERATIONS, a)
