@@ -9,7 +9,6 @@ journals what happened.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import time
 import traceback
@@ -26,10 +25,9 @@ from ray.exceptions import (
 )
 
 from tune_ckpt import result as keys
-from tune_ckpt import spot
-from tune_ckpt.actor import StepOutcome, TrialActor
+from tune_ckpt.actor import StepOutcome
 from tune_ckpt.config import RunConfig, TuneConfig
-from tune_ckpt.driver import drains
+from tune_ckpt.driver.actors import ActorPool, kill, terminate
 from tune_ckpt.driver.bookkeeping import CheckpointBook
 from tune_ckpt.driver.decisions import (
     AfterFailure,
@@ -38,10 +36,11 @@ from tune_ckpt.driver.decisions import (
     StopRule,
     after_failure,
 )
+from tune_ckpt.driver.drain_watch import POLL_S, DrainWatch
 from tune_ckpt.driver.emergency import DrainingTrial, EmergencyAction, SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
 from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
-from tune_ckpt.errors import DrainError, StorageError, TrialError
+from tune_ckpt.errors import StorageError, TrialError
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
@@ -70,12 +69,6 @@ class _Slot:
 class _Call:
     slot: _Slot
     kind: str  # "train" | "save_end" | "probe" | "restore" | "reset" | "evacuate"
-
-
-DRAIN_POLL_S = 1.0
-"""How often the draining nodes are read: a drain is noticed within this long."""
-SPOT_WATCHERS_S = 10.0
-"""How often nodes that joined get a spot-notice watcher."""
 
 
 class TrialRunner:
@@ -110,26 +103,12 @@ class TrialRunner:
         self._pending: collections.deque[Trial] = collections.deque(
             t for t in trials if t.status == TrialStatus.PENDING
         )
-        self._actor_cls: Any = ray.remote(TrialActor)
-        # Pickled once and passed by value, not ray.put: a put object is also fetched from
-        # nodes that cached it, and after a node is lost Ray keeps listing it as a source
-        # until the node is declared dead, so a replacement actor could stall ~10 s in a
-        # failed fetch. Ray sends arguments under 100 KiB inline; a larger class becomes a
-        # new object owned by this driver at each actor start.
-        from ray import cloudpickle
-
-        self._trainable_blob = cloudpickle.dumps(trainable_cls)
-        self._idle_actors: list[tuple[Any, dict[str, float], str]] = []  # actor, shape, node
+        self._actors = ActorPool(trainable_cls)
         self._abort: BaseException | None = None
         self._startup_losses = StartupLosses()
         self._evacuation = Evacuation()
         self._save_costs = SaveCostTracker()
-        self._drains_read_at = 0.0
-        self._drains_readable = True
-        spot_config = run_config.spot
-        self._spot = spot_config if spot_config is not None and spot_config.enabled else None
-        self._watchers: dict[str, Any] = {}  # node -> its spot-notice watcher
-        self._watchers_at = 0.0
+        self._drain_watch = DrainWatch(run_config.spot)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -156,7 +135,7 @@ class TrialRunner:
                 ready, _ = ray.wait(
                     list(self._inflight),
                     num_returns=1,
-                    timeout=REFRESH_S if self._pending else DRAIN_POLL_S,
+                    timeout=REFRESH_S if self._pending else POLL_S,
                 )
                 for ref in ready:
                     self._dispatch(ref, self._inflight.pop(ref))
@@ -201,7 +180,7 @@ class TrialRunner:
             files.truncate_after(0)
             trial.last_result = {}
         # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
-        reusable = None if trial.checkpoints else self._take_idle_actor(request)
+        reusable = None if trial.checkpoints else self._actors.take_idle(request)
         if reusable is not None:
             slot = _Slot(trial, reusable, request, files)
             self._slots[trial.trial_id] = slot
@@ -210,28 +189,12 @@ class TrialRunner:
             ref = reusable.reset.remote(trial.config, self._context(trial), use_reset_config)
             self._inflight[ref] = _Call(slot, "reset")
             return
-        # Idle actors of another shape hold resources this trial may need.
-        for actor, _, _ in self._idle_actors:
-            self._terminate_actor(actor)
-        self._idle_actors.clear()
+        self._actors.stop_idle()  # idle actors of another shape hold what it may need
         self._start_fresh(trial, request, files)
 
     def _start_fresh(self, trial: Trial, request: dict[str, float], files: ResultFiles) -> None:
-        options: dict[str, Any] = {
-            "num_cpus": request.get("CPU", 0.0),
-            "num_gpus": request.get("GPU", 0.0),
-            "max_restarts": 0,
-        }
-        avoid = self._placement.avoid()
-        if avoid:
-            options["label_selector"] = {"ray.io/node-id": f"!in({','.join(avoid)})"}
-        custom = {k: v for k, v in request.items() if k not in ("CPU", "GPU", "memory")}
-        if custom:
-            options["resources"] = custom
-        if "memory" in request:
-            options["memory"] = request["memory"]
-        actor = self._actor_cls.options(**options).remote(
-            self._trainable_blob, trial.config, self._context(trial)
+        actor = self._actors.start(
+            request, trial.config, self._context(trial), self._placement.avoid()
         )
         slot = _Slot(trial, actor, request, files)
         self._slots[trial.trial_id] = slot
@@ -381,45 +344,15 @@ class TrialRunner:
     # -- draining nodes --------------------------------------------------------------------
 
     def _watch_drains(self) -> None:
-        """Once per DRAIN_POLL_S: a node newly draining takes no new trials, its idle actors
-        stop, and its trials save (most valuable first, within the deadline) and move."""
-        now = time.monotonic()
-        if not self._drains_readable or now - self._drains_read_at < DRAIN_POLL_S:
-            return
-        self._drains_read_at = now
-        self._watch_spot(now)
-        try:
-            draining = drains.draining_nodes()
-        except DrainError as exc:
-            # A Ray that changed its private API: preemptions still arrive as SIGTERM or
-            # as actors dying, so the sweep goes on without reading drains.
-            logger.warning("cannot watch for draining nodes, carrying on without: %s", exc)
-            self._drains_readable = False
+        """A node newly draining takes no new trials, its idle actors stop, and its trials
+        save (most valuable first, within the deadline) and move."""
+        draining = self._drain_watch.poll()
+        if draining is None:
             return
         self._placement.set_draining(frozenset(draining))
         for node in self._evacuation.new_drains(draining):
-            watcher = self._watchers.pop(node, None)
-            if watcher is not None:  # a drained node exits only once nothing runs there
-                with contextlib.suppress(RayError):
-                    ray.kill(watcher)
-            for idle in [i for i in self._idle_actors if i[2] == node]:
-                self._idle_actors.remove(idle)
-                self._terminate_actor(idle[0])
+            self._actors.stop_idle(node)
             self._evacuate(node, draining[node])
-
-    def _watch_spot(self, now: float) -> None:
-        """With ``RunConfig(spot=...)``: a spot-notice watcher on every node but the driver's
-        (usually not a spot instance; ``tune-ckpt spot-watch`` covers it if it is)."""
-        if self._spot is None or now - self._watchers_at < SPOT_WATCHERS_S:
-            return
-        self._watchers_at = now
-        driver_node = str(ray.get_runtime_context().get_node_id())
-        try:
-            started = spot.start_watchers(self._spot, skip={*self._watchers, driver_node})
-        except (DrainError, RayError) as exc:
-            logger.warning("cannot start spot-notice watchers: %s", exc)
-            return
-        self._watchers.update(started)
 
     def _evacuate(self, node: str, deadline: float | None) -> None:
         slots = [s for s in self._slots.values() if s.node_id == node]
@@ -473,28 +406,15 @@ class TrialRunner:
         self._evacuation.forget(trial.trial_id)
         draining = self._placement.avoid()
         if status == TrialStatus.TERMINATED and reuse and slot.node_id not in draining:
-            self._idle_actors.append((slot.actor, slot.resources, slot.node_id))
+            self._actors.keep_idle(slot.actor, slot.resources, slot.node_id)
         else:
-            self._terminate_actor(slot.actor)
+            terminate(slot.actor)
         self._progress.finished(trial)
-
-    def _take_idle_actor(self, request: dict[str, float]) -> Any | None:
-        for index, (actor, resources, _) in enumerate(self._idle_actors):
-            if resources == request:
-                del self._idle_actors[index]
-                return actor
-        return None
-
-    def _terminate_actor(self, actor: Any) -> None:
-        with contextlib.suppress(RayError):  # already dead: nothing to stop
-            actor.stop.remote()
-            actor.__ray_terminate__.remote()
 
     def _release(self, slot: _Slot, refresh: bool) -> None:
         """Forget a trial's actor after it died or was preempted, and kill what is left."""
         self._drop_calls(slot)
-        with contextlib.suppress(RayError):  # the actor may be gone already
-            ray.kill(slot.actor, no_restart=True)
+        kill(slot.actor)
         self._slots.pop(slot.trial.trial_id, None)
         self._placement.give(slot.resources)
         self._placement.refresh(force=refresh)
@@ -570,14 +490,9 @@ class TrialRunner:
         is the one raised."""
         ended_by_fail_fast = isinstance(self._abort, TrialError | _StopSweep)
         for slot in list(self._slots.values()):
-            self._terminate_actor(slot.actor)
-        for actor, _, _ in self._idle_actors:
-            self._terminate_actor(actor)
-        self._idle_actors.clear()
-        for watcher in self._watchers.values():
-            with contextlib.suppress(RayError):
-                ray.kill(watcher)
-        self._watchers.clear()
+            terminate(slot.actor)
+        self._actors.stop_idle()
+        self._drain_watch.close()
         for slot in list(self._slots.values()):
             self._storage_step_at_shutdown(slot.files.flush)
             if ended_by_fail_fast and slot.trial.status == TrialStatus.RUNNING:
