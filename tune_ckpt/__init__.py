@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the eager imports, for type checkers and IDEs
         StorageRetry,
         TuneConfig,
     )
+    from tune_ckpt.context import TuneContext, get_context
     from tune_ckpt.errors import STORAGE_ERRORS
     from tune_ckpt.result_grid import Result, ResultGrid
     from tune_ckpt.search import (
@@ -54,6 +55,8 @@ _HOMES = {
     "StorageRetry": "tune_ckpt.config",
     "TuneConfig": "tune_ckpt.config",
     "STORAGE_ERRORS": "tune_ckpt.errors",
+    "TuneContext": "tune_ckpt.context",
+    "get_context": "tune_ckpt.context",
     "Result": "tune_ckpt.result_grid",
     "ResultGrid": "tune_ckpt.result_grid",
     "choice": "tune_ckpt.search",
@@ -87,9 +90,11 @@ __all__ = [
     "StorageRetry",
     "Trainable",
     "TuneConfig",
+    "TuneContext",
     "Tuner",
     "choice",
     "get_checkpoint",
+    "get_context",
     "grid_search",
     "lograndint",
     "loguniform",

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tune_ckpt import context
 from tune_ckpt import result as keys
 from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.errors import TrainableError
@@ -40,8 +41,10 @@ class Trainable:
 
     Override :meth:`setup`, :meth:`step`, :meth:`save_checkpoint` and
     :meth:`load_checkpoint` (and optionally :meth:`cleanup`, :meth:`reset_config`,
-    :meth:`default_resource_request`). ``self.config``, ``self.iteration`` and
-    ``self.trial_id`` are available in every method.
+    :meth:`default_resource_request`). ``self.config``, ``self.iteration``,
+    ``self.trial_id``, ``self.trial_name``, ``self.trial_resources`` and ``self.logdir``
+    (also ``self.trial_dir``, see ``tune_ckpt.get_context().get_trial_dir()``) are available
+    in every method, ``setup`` included.
     """
 
     def __init__(self, config: dict[str, Any] | None = None, trial_id: str = "") -> None:
@@ -82,6 +85,39 @@ class Trainable:
         """Resources one trial needs, e.g. ``{"cpu": 2, "gpu": 1}``; None for the default
         of one CPU."""
         return None
+
+    # -- the trial it runs (Ray Tune's attributes) ------------------------------------------
+
+    @property
+    def trial_name(self) -> str:
+        ctx = context.current()
+        return context.TuneContext(ctx).get_trial_name() if ctx else self.trial_id
+
+    @property
+    def trial_resources(self) -> context.TrialResources:
+        ctx = context.current()
+        return (
+            context.TuneContext(ctx).get_trial_resources()
+            if ctx
+            else context.TrialResources({"CPU": 1.0})
+        )
+
+    @property
+    def logdir(self) -> str:
+        """A local folder for the trial's files; outside a sweep (a trainable built by
+        hand), a temporary folder of its own."""
+        ctx = context.current()
+        if ctx is not None:
+            return context.TuneContext(ctx).get_trial_dir()
+        if getattr(self, "_own_logdir", None) is None:
+            import tempfile
+
+            self._own_logdir = tempfile.mkdtemp(prefix="tune_ckpt_trainable_")
+        return str(self._own_logdir)
+
+    @property
+    def trial_dir(self) -> str:
+        return self.logdir
 
     # -- what the actor calls --------------------------------------------------------------
 
