@@ -9,6 +9,7 @@ override ``setup``, ``step``, ``save_checkpoint``, ``load_checkpoint``, ``cleanu
 from __future__ import annotations
 
 import datetime
+import numbers
 import os
 import platform
 import queue
@@ -216,8 +217,26 @@ def _node_ip() -> str:
 # -- function trainables --------------------------------------------------------------------
 
 
+@dataclass
 class _Finished:
-    """Sentinel: the function returned."""
+    """The function returned ``output``."""
+
+    output: Any = None
+
+
+def _returned_metrics(output: Any) -> dict[str, Any] | None:
+    """What a function's return value reports, as in Ray Tune: nothing for a falsy value,
+    a dict as the last result, a number as ``_metric``."""
+    if not output:
+        return None
+    if isinstance(output, dict):
+        return dict(output)
+    if isinstance(output, numbers.Number):
+        return {keys.DEFAULT_METRIC: output}
+    raise TrainableError(
+        f"the function trainable returned {output!r:.80}; it may return nothing, a dict of "
+        "metrics (its last result) or a number (reported as _metric)"
+    )
 
 
 @dataclass
@@ -243,15 +262,16 @@ class FunctionTrainable(Trainable):
         self._session = Session(self._on_report, self._resume)
         self._pending_checkpoint: CheckpointArg = None
         self.finished = False
+        self._returned_result = False
 
     def _run(self) -> None:
         try:
             with _activate(self._session):
-                self._fn(self.config)
+                output = self._fn(self.config)
         except BaseException as exc:  # handed to step() to fail the trial with its traceback
             self._reports.put(_Raised(exc, traceback.format_exc()))
             return
-        self._reports.put(_Finished())
+        self._reports.put(_Finished(output))
 
     def _on_report(self, metrics: dict[str, Any], checkpoint: CheckpointArg) -> None:
         self._reports.put((metrics, checkpoint))
@@ -269,7 +289,9 @@ class FunctionTrainable(Trainable):
             self.finished = True
             # Keep the last report's checkpoint (or callable): the function returned right
             # after it, so it is what checkpoint_at_end saves.
-            return {keys.DONE: True}
+            returned = _returned_metrics(item.output)
+            self._returned_result = returned is not None
+            return {keys.DONE: True} if returned is None else returned
         metrics, checkpoint = item
         self._pending_checkpoint = checkpoint
         return dict(metrics)
@@ -278,7 +300,12 @@ class FunctionTrainable(Trainable):
         start = time.time()
         metrics = self.step()
         if self.finished:
-            # The function returned: no new iteration, only the end of the trial.
+            if self._returned_result:
+                # What it returned is one more result, the last (Ray Tune's behaviour).
+                metrics = self._fill(metrics, time.time() - start)
+                metrics[keys.DONE] = True
+                return metrics
+            # The function returned nothing: no new iteration, only the end of the trial.
             metrics.update({keys.TRAINING_ITERATION: self._iteration, keys.DONE: True})
             return metrics
         return self._fill(metrics, time.time() - start)
