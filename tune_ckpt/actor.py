@@ -23,6 +23,7 @@ from typing import Any
 from tune_ckpt import context
 from tune_ckpt import result as keys
 from tune_ckpt.checkpoint import Checkpoint
+from tune_ckpt.config import stop_value_reached
 from tune_ckpt.metrics import lookup
 from tune_ckpt.persistence import (
     CheckpointWriter,
@@ -171,7 +172,7 @@ class TrialActor:
             value = lookup(result, key)
             if value is None:
                 return None
-            if value >= threshold:
+            if stop_value_reached(value, threshold):
                 return True
         return False
 

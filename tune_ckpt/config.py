@@ -27,6 +27,14 @@ class Verbosity(enum.IntEnum):
     V3_TRIAL_DETAILS = 3
 
 
+def stop_value_reached(value: Any, threshold: float | bool) -> bool:
+    """Whether a result's ``value`` meets a stop dict's ``threshold``: True stops when the
+    value is true (``stop={"done": True}``), a number when ``value >= threshold``."""
+    if threshold is True:
+        return bool(value)
+    return bool(value >= threshold)
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -168,7 +176,8 @@ class RunConfig:
             ``~/tune_ckpt_results``.
         storage_filesystem: any ``pyarrow.fs.FileSystem``; ``storage_path`` is then a path
             inside it.
-        stop: a dict of metric thresholds (stop when ``result[k] >= v``), a callable
+        stop: a dict of metric thresholds (stop when ``result[k] >= v``; a value of True
+            stops when ``result[k]`` is true, e.g. ``{"done": True}``), a callable
             ``(trial_id, result) -> bool``, or ``None`` to leave stopping to the trainable.
         checkpoint_config: see :class:`CheckpointConfig`.
         failure_config: see :class:`FailureConfig`.
@@ -239,12 +248,13 @@ class RunConfig:
             raise _bad("stop", self.stop, "a dict of metric thresholds, a callable or None")
         if isinstance(self.stop, Mapping):
             for key, value in self.stop.items():
-                if (
-                    not isinstance(key, str)
-                    or isinstance(value, bool)
-                    or not isinstance(value, int | float)
-                ):
-                    raise _bad(f"stop[{key!r}]", value, "a number (the metric's threshold)")
+                if not isinstance(key, str) or value is False or not isinstance(value, int | float):
+                    raise _bad(
+                        f"stop[{key!r}]",
+                        value,
+                        "a number (the metric's threshold) or True (stop when the result's "
+                        "value is true)",
+                    )
         if not isinstance(self.verbose, int) or self.verbose not in (0, 1, 2, 3):
             raise _bad("verbose", self.verbose, "0, 1, 2, 3, a tune_ckpt.Verbosity or a bool")
         # Stored as tune_ckpt's level: False/True are 0/1 and V3 shows what V2 shows.

@@ -108,3 +108,19 @@ def test_best_result_without_metric_among_several_still_raises(tmp_path: Path) -
     ).fit()
     with pytest.raises(ValueError, match="needs a metric"):
         grid.get_best_result()
+
+
+class Converges(tune.Trainable):
+    def step(self) -> dict[str, Any]:
+        return {"converged": self.iteration + 1 >= self.config["at"]}
+
+
+def test_stop_dict_with_true_stops_when_the_value_is_true(tmp_path: Path) -> None:
+    """``stop={"converged": True, "training_iteration": 6}``, checked in the worker (batched
+    steps) and the driver: each trial ends at the first true value or at the iteration cap."""
+    grid = tune.Tuner(
+        Converges,
+        param_space={"at": tune.grid_search([3, 100])},
+        run_config=run_config(tmp_path, stop={"converged": True, "training_iteration": 6}),
+    ).fit()
+    assert [iterations(r.path) for r in grid] == [[1, 2, 3], [1, 2, 3, 4, 5, 6]]

@@ -175,7 +175,7 @@ def test_run_config_accepts_plain_name() -> None:
     ("stop", "field", "value"),
     [
         ({"acc": "high"}, "stop['acc']", "high"),
-        ({"acc": True}, "stop['acc']", True),
+        ({"acc": False}, "stop['acc']", False),
         ({"acc": None}, "stop['acc']", None),
         ({"acc": [1]}, "stop['acc']", [1]),
         ({1: 2}, "stop[1]", 2),
