@@ -23,9 +23,12 @@ if TYPE_CHECKING:  # the eager imports, for type checkers and IDEs
         SpotConfig,
         StorageRetry,
         TuneConfig,
+        Verbosity,
     )
-    from tune_ckpt.errors import STORAGE_ERRORS
+    from tune_ckpt.context import TuneContext, get_context
+    from tune_ckpt.errors import STORAGE_ERRORS, TuneError
     from tune_ckpt.result_grid import Result, ResultGrid
+    from tune_ckpt.run_api import ExperimentAnalysis, run
     from tune_ckpt.search import (
         choice,
         grid_search,
@@ -55,7 +58,13 @@ _HOMES = {
     "StorageRetry": "tune_ckpt.config",
     "SpotConfig": "tune_ckpt.config",
     "TuneConfig": "tune_ckpt.config",
+    "Verbosity": "tune_ckpt.config",
     "STORAGE_ERRORS": "tune_ckpt.errors",
+    "TuneContext": "tune_ckpt.context",
+    "get_context": "tune_ckpt.context",
+    "TuneError": "tune_ckpt.errors",
+    "ExperimentAnalysis": "tune_ckpt.run_api",
+    "run": "tune_ckpt.run_api",
     "Result": "tune_ckpt.result_grid",
     "ResultGrid": "tune_ckpt.result_grid",
     "choice": "tune_ckpt.search",
@@ -82,6 +91,7 @@ __all__ = [
     "STORAGE_ERRORS",
     "Checkpoint",
     "CheckpointConfig",
+    "ExperimentAnalysis",
     "FailureConfig",
     "Result",
     "ResultGrid",
@@ -90,9 +100,13 @@ __all__ = [
     "StorageRetry",
     "Trainable",
     "TuneConfig",
+    "TuneContext",
+    "TuneError",
     "Tuner",
+    "Verbosity",
     "choice",
     "get_checkpoint",
+    "get_context",
     "grid_search",
     "lograndint",
     "loguniform",
@@ -105,6 +119,7 @@ __all__ = [
     "randn",
     "report",
     "result",
+    "run",
     "sample_from",
     "uniform",
     "with_resources",

@@ -20,8 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from tune_ckpt import context
 from tune_ckpt import result as keys
 from tune_ckpt.checkpoint import Checkpoint
+from tune_ckpt.config import stop_value_reached
 from tune_ckpt.metrics import lookup
 from tune_ckpt.persistence import (
     CheckpointWriter,
@@ -71,6 +73,7 @@ class TrialActor:
         self._cls = trainable_cls
         self._ctx = ctx
         self._writer = CheckpointWriter(ctx)
+        context.activate(ctx)  # before the trainable exists: its setup() may read it
         self._trainable = trainable_cls(config, ctx.trial_id)
         self._last_saved: int | None = None
         self._preempted = threading.Event()
@@ -169,7 +172,7 @@ class TrialActor:
             value = lookup(result, key)
             if value is None:
                 return None
-            if value >= threshold:
+            if stop_value_reached(value, threshold):
                 return True
         return False
 
@@ -224,6 +227,7 @@ class TrialActor:
         self._last_result = {}
         self._deferred_error = None
         self._preempted.clear()
+        context.activate(ctx)
         if not (use_reset_config and self._trainable.reset(config, ctx.trial_id)):
             self._trainable.stop()
             self._trainable = self._cls(config, ctx.trial_id)

@@ -6,6 +6,7 @@ the value and what is allowed, so a mistake surfaces where it was made, not in a
 
 from __future__ import annotations
 
+import enum
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -14,6 +15,25 @@ from typing import Any, Literal
 
 StopCallable = Callable[[str, dict[str, Any]], bool]
 TransferMode = Literal["auto", "shared", "object_store"]
+
+
+class Verbosity(enum.IntEnum):
+    """Ray Tune's verbosity levels, accepted by ``RunConfig(verbose=...)``: V0 shows
+    warnings and errors only, V1 the live table and the summary, V2 and V3 also every
+    result and checkpoint (tune_ckpt has three levels; V3 is shown as V2)."""
+
+    V0_MINIMAL = 0
+    V1_EXPERIMENT = 1
+    V2_TRIAL_NORM = 2
+    V3_TRIAL_DETAILS = 3
+
+
+def stop_value_reached(value: Any, threshold: float | bool) -> bool:
+    """Whether a result's ``value`` meets a stop dict's ``threshold``: True stops when the
+    value is true (``stop={"done": True}``), a number when ``value >= threshold``."""
+    if threshold is True:
+        return bool(value)
+    return bool(value >= threshold)
 
 
 def _is_int(value: object) -> bool:
@@ -157,13 +177,15 @@ class RunConfig:
             ``~/tune_ckpt_results``.
         storage_filesystem: any ``pyarrow.fs.FileSystem``; ``storage_path`` is then a path
             inside it.
-        stop: a dict of metric thresholds (stop when ``result[k] >= v``), a callable
+        stop: a dict of metric thresholds (stop when ``result[k] >= v``; a value of True
+            stops when ``result[k]`` is true, e.g. ``{"done": True}``), a callable
             ``(trial_id, result) -> bool``, or ``None`` to leave stopping to the trainable.
         checkpoint_config: see :class:`CheckpointConfig`.
         failure_config: see :class:`FailureConfig`.
         verbose: 0 only warnings and errors (through logging); 1 a live table of the trials
             on a terminal, plain lines elsewhere, and a summary; 2 also every result and
-            checkpoint (see :mod:`tune_ckpt.progress`).
+            checkpoint (see :mod:`tune_ckpt.progress`). Ray Tune's values are accepted too:
+            ``False``/``True`` (0/1) and :class:`Verbosity` (``V3_TRIAL_DETAILS`` is 2 here).
         checkpoint_transfer: ``"auto"`` detects whether workers see the storage;
             ``"shared"`` makes workers persist their own checkpoints; ``"object_store"`` sends
             checkpoint bytes through Ray's object store to the driver, which persists them.
@@ -232,14 +254,17 @@ class RunConfig:
             raise _bad("stop", self.stop, "a dict of metric thresholds, a callable or None")
         if isinstance(self.stop, Mapping):
             for key, value in self.stop.items():
-                if (
-                    not isinstance(key, str)
-                    or isinstance(value, bool)
-                    or not isinstance(value, int | float)
-                ):
-                    raise _bad(f"stop[{key!r}]", value, "a number (the metric's threshold)")
-        if not _is_int(self.verbose) or self.verbose not in (0, 1, 2):
-            raise _bad("verbose", self.verbose, "0, 1 or 2")
+                if not isinstance(key, str) or value is False or not isinstance(value, int | float):
+                    raise _bad(
+                        f"stop[{key!r}]",
+                        value,
+                        "a number (the metric's threshold) or True (stop when the result's "
+                        "value is true)",
+                    )
+        if not isinstance(self.verbose, int) or self.verbose not in (0, 1, 2, 3):
+            raise _bad("verbose", self.verbose, "0, 1, 2, 3, a tune_ckpt.Verbosity or a bool")
+        # Stored as tune_ckpt's level: False/True are 0/1 and V3 shows what V2 shows.
+        object.__setattr__(self, "verbose", min(int(self.verbose), 2))
         if self.checkpoint_transfer not in ("auto", "shared", "object_store"):
             allowed = '"auto", "shared" or "object_store"'
             raise _bad("checkpoint_transfer", self.checkpoint_transfer, allowed)

@@ -14,10 +14,14 @@
     │   ├── CheckpointNotFoundError     no committed checkpoint at that path
     │   └── CorruptCheckpointError      committed, but files missing, truncated or altered
     ├── TrainableError (TypeError)      a trainable that cannot run (wrong kind, unpicklable, ...)
-    ├── TrialError                      a trial failed; carries the worker's traceback
+    ├── TrialError                      a trial failed; carries the worker's traceback (as
+    │                                   ``Result.error``, also an instance of the class the
+    │                                   trainable raised, see ``trial_error``)
+    ├── TuneError                       ``tune_ckpt.run(raise_on_failed_trial=True)``: trials
+    │                                   failed (Ray Tune's ``ray.tune.error.TuneError``)
     ├── DrainError                      Ray's private node-drain API refused or failed
     ├── SpotNoticeError                 the cloud's metadata service could not be read
-    └── ExperimentError                 an experiment cannot be found, read or restored
+    └── ExperimentError (ValueError)    an experiment cannot be found, read or restored
         ├── ExperimentLockedError       another live driver holds the experiment's lease
         └── LeaseLostError              a worker's driver no longer holds the lease: no commit
 
@@ -28,6 +32,8 @@ A StorageError that reaches a caller failed after the retries its location allow
 """
 
 from __future__ import annotations
+
+import re
 
 
 class TuneCkptError(Exception):
@@ -138,7 +144,11 @@ class SpotNoticeError(TuneCkptError):
     """The cloud's instance metadata service did not answer, or not with a spot notice."""
 
 
-class ExperimentError(TuneCkptError):
+class TuneError(TuneCkptError):
+    """Ray Tune's ``TuneError``: raised by ``tune_ckpt.run`` when trials did not finish."""
+
+
+class ExperimentError(TuneCkptError, ValueError):
     """An experiment path holds no experiment, or cannot be restored as asked."""
 
 
@@ -149,3 +159,83 @@ class ExperimentLockedError(ExperimentError):
 class LeaseLostError(ExperimentError):
     """The lease of the driver that started this worker is gone (the driver died and a new
     one took the experiment over): the worker must not commit."""
+
+
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s|:$|$)")
+
+
+def _raised_class_name(traceback_text: str) -> str | None:
+    """The class named by the exception line of a traceback's last frame: the first line at
+    column 0 after the last ``  File ...`` line (``module.Qualname: message``, builtins and
+    ``__main__`` without a module, as Python prints them)."""
+    lines = traceback_text.splitlines()
+    last_frame = max((i for i, line in enumerate(lines) if line.startswith("  File ")), default=-1)
+    for line in lines[last_frame + 1 :]:
+        if line[:1].isspace() or not line:
+            continue
+        match = _EXCEPTION_LINE.match(line)
+        return match.group(1) if match else None
+    return None
+
+
+def _resolve_class(name: str) -> type[BaseException] | None:
+    """The exception class ``name`` names, when it is importable here."""
+    import builtins
+    import importlib
+    import sys
+
+    candidates: list[tuple[object, list[str]]] = []
+    if "." not in name:
+        candidates = [(builtins, [name]), (sys.modules.get("__main__"), [name])]
+    else:
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                module = importlib.import_module(".".join(parts[:cut]))
+            except Exception:  # not a module (or one that fails to import): try shorter
+                continue
+            candidates = [(module, parts[cut:])]
+            break
+    for owner, attrs in candidates:
+        value: object = owner
+        for attr in attrs:
+            value = getattr(value, attr, None)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            return value
+    return None
+
+
+_TRIAL_ERROR_CLASSES: dict[type[BaseException], type[TrialError]] = {}
+
+
+def trial_error(traceback_text: str) -> TrialError:
+    """A trial's error from its traceback: a TrialError that is also an instance of the
+    class the trainable raised when that class is importable in this process (so
+    ``isinstance(result.error, ZeroDivisionError)`` holds), else a plain TrialError. Its
+    ``str()`` is the traceback. Picklable."""
+    name = _raised_class_name(traceback_text)
+    raised = _resolve_class(name) if name else None
+    if raised is None or issubclass(raised, TrialError) or not issubclass(raised, Exception):
+        return TrialError(traceback_text)
+    cls = _TRIAL_ERROR_CLASSES.get(raised)
+    if cls is None:
+        try:
+            cls = type(
+                raised.__name__,
+                (TrialError, raised),
+                {"__str__": _traceback_str, "__reduce__": _reduce, "__module__": __name__},
+            )
+        except TypeError:  # a class that cannot be combined (layout, final): keep it plain
+            return TrialError(traceback_text)
+        _TRIAL_ERROR_CLASSES[raised] = cls
+    error = cls.__new__(cls)
+    BaseException.__init__(error, traceback_text)
+    return error
+
+
+def _traceback_str(self: BaseException) -> str:
+    return str(self.args[0]) if self.args else ""
+
+
+def _reduce(self: BaseException) -> tuple[object, tuple[str]]:
+    return (trial_error, (str(self.args[0]),))

@@ -52,11 +52,15 @@ class TrialContext:
     transfer: TransferMode
     marker: str
     checkpoint_config: CheckpointConfig
-    stop_thresholds: dict[str, float] | None = None
+    stop_thresholds: dict[str, float | bool] | None = None
     """``RunConfig.stop`` when it is a dict, so the worker can tell when to stop; None when
     stopping is decided by a callable in the driver (one step per call then)."""
     batch_seconds: float = 0.1
     """How long one call may keep stepping before it reports back."""
+    trial_name: str = ""
+    """The trial's name (``TuneConfig(trial_name_creator=...)``); empty: its folder's."""
+    resources: dict[str, float] | None = None
+    """What the trial holds (Ray's names: ``CPU``, ``GPU``, custom), for the trial context."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ SHOULD_CHECKPOINT = "should_checkpoint"
 """A result with this key set to True asks for a checkpoint after that step."""
 
 DONE = "done"
+DEFAULT_METRIC = "_metric"  # what a function trainable's returned number is reported as
 TRAINING_ITERATION = "training_iteration"
 TIME_THIS_ITER_S = "time_this_iter_s"
 TIME_TOTAL_S = "time_total_s"

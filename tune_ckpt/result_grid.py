@@ -10,7 +10,7 @@ from typing import Any
 from tune_ckpt import result as keys
 from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.config import CheckpointConfig
-from tune_ckpt.errors import TrialError
+from tune_ckpt.errors import TrialError, trial_error
 from tune_ckpt.metrics import as_score, flatten, lookup, revived
 from tune_ckpt.result_files import read_results
 from tune_ckpt.retention import rank
@@ -33,7 +33,9 @@ class Result:
         best_checkpoints: ``(Checkpoint, metrics)`` for every checkpoint retention kept,
             best first (by ``checkpoint_score_attribute``, else newest first).
         path: the trial's folder (local path or URI).
-        error: a TrialError with the worker's traceback if the trial failed, else None.
+        error: if the trial failed, a TrialError whose text is the worker's traceback, also
+            an instance of the exception class the trainable raised when that class can be
+            imported here (``isinstance(result.error, ZeroDivisionError)``); else None.
     """
 
     metrics: dict[str, Any]
@@ -92,7 +94,7 @@ class Result:
                 for r in rank(trial.checkpoints, checkpoint_config)
             ],
             path=experiment.uri(trial.trial_dir),
-            error=TrialError(trial.error) if trial.error else None,
+            error=trial_error(trial.error) if trial.error else None,
             status=trial.status,
             _source=(experiment, trial.trial_dir),
         )
@@ -181,7 +183,8 @@ class ResultGrid:
         filter_nan_and_inf: bool = True,
     ) -> Result:
         """The best trial's result by ``metric`` and ``mode`` (``"min"``/``"max"``), both
-        defaulting to the TuneConfig's.
+        defaulting to the TuneConfig's. With neither, the only result of a one-trial
+        experiment.
 
         ``scope`` (one of ``SCOPES``) says which value of each trial counts: ``"last"`` its
         last, ``"avg"`` the mean of all, ``"last-5-avg"``/``"last-10-avg"`` the mean of the
@@ -191,6 +194,8 @@ class ResultGrid:
         """
         if scope not in SCOPES:
             raise ValueError(f"scope={scope!r} is invalid: one of {', '.join(SCOPES)}")
+        if len(self._results) == 1 and not (metric or mode or self._metric or self._mode):
+            return self._results[0]  # nothing to rank, as Ray Tune
         if (metric is None) != (mode is None) and (self._metric is None or self._mode is None):
             raise ValueError(
                 f"get_best_result(metric={metric!r}, mode={mode!r}): give both metric and mode, "

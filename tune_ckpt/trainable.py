@@ -9,6 +9,7 @@ override ``setup``, ``step``, ``save_checkpoint``, ``load_checkpoint``, ``cleanu
 from __future__ import annotations
 
 import datetime
+import numbers
 import os
 import platform
 import queue
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tune_ckpt import context
 from tune_ckpt import result as keys
 from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.errors import TrainableError
@@ -40,8 +42,10 @@ class Trainable:
 
     Override :meth:`setup`, :meth:`step`, :meth:`save_checkpoint` and
     :meth:`load_checkpoint` (and optionally :meth:`cleanup`, :meth:`reset_config`,
-    :meth:`default_resource_request`). ``self.config``, ``self.iteration`` and
-    ``self.trial_id`` are available in every method.
+    :meth:`default_resource_request`). ``self.config``, ``self.iteration``,
+    ``self.trial_id``, ``self.trial_name``, ``self.trial_resources`` and ``self.logdir``
+    (also ``self.trial_dir``, see ``tune_ckpt.get_context().get_trial_dir()``) are available
+    in every method, ``setup`` included.
     """
 
     def __init__(self, config: dict[str, Any] | None = None, trial_id: str = "") -> None:
@@ -82,6 +86,39 @@ class Trainable:
         """Resources one trial needs, e.g. ``{"cpu": 2, "gpu": 1}``; None for the default
         of one CPU."""
         return None
+
+    # -- the trial it runs (Ray Tune's attributes) ------------------------------------------
+
+    @property
+    def trial_name(self) -> str:
+        ctx = context.current()
+        return context.TuneContext(ctx).get_trial_name() if ctx else self.trial_id
+
+    @property
+    def trial_resources(self) -> context.TrialResources:
+        ctx = context.current()
+        return (
+            context.TuneContext(ctx).get_trial_resources()
+            if ctx
+            else context.TrialResources({"CPU": 1.0})
+        )
+
+    @property
+    def logdir(self) -> str:
+        """A local folder for the trial's files; outside a sweep (a trainable built by
+        hand), a temporary folder of its own."""
+        ctx = context.current()
+        if ctx is not None:
+            return context.TuneContext(ctx).get_trial_dir()
+        if getattr(self, "_own_logdir", None) is None:
+            import tempfile
+
+            self._own_logdir = tempfile.mkdtemp(prefix="tune_ckpt_trainable_")
+        return str(self._own_logdir)
+
+    @property
+    def trial_dir(self) -> str:
+        return self.logdir
 
     # -- what the actor calls --------------------------------------------------------------
 
@@ -180,8 +217,26 @@ def _node_ip() -> str:
 # -- function trainables --------------------------------------------------------------------
 
 
+@dataclass
 class _Finished:
-    """Sentinel: the function returned."""
+    """The function returned ``output``."""
+
+    output: Any = None
+
+
+def _returned_metrics(output: Any) -> dict[str, Any] | None:
+    """What a function's return value reports, as in Ray Tune: nothing for a falsy value,
+    a dict as the last result, a number as ``_metric``."""
+    if not output:
+        return None
+    if isinstance(output, dict):
+        return dict(output)
+    if isinstance(output, numbers.Number):
+        return {keys.DEFAULT_METRIC: output}
+    raise TrainableError(
+        f"the function trainable returned {output!r:.80}; it may return nothing, a dict of "
+        "metrics (its last result) or a number (reported as _metric)"
+    )
 
 
 @dataclass
@@ -207,15 +262,16 @@ class FunctionTrainable(Trainable):
         self._session = Session(self._on_report, self._resume)
         self._pending_checkpoint: CheckpointArg = None
         self.finished = False
+        self._returned_result = False
 
     def _run(self) -> None:
         try:
             with _activate(self._session):
-                self._fn(self.config)
+                output = self._fn(self.config)
         except BaseException as exc:  # handed to step() to fail the trial with its traceback
             self._reports.put(_Raised(exc, traceback.format_exc()))
             return
-        self._reports.put(_Finished())
+        self._reports.put(_Finished(output))
 
     def _on_report(self, metrics: dict[str, Any], checkpoint: CheckpointArg) -> None:
         self._reports.put((metrics, checkpoint))
@@ -233,7 +289,9 @@ class FunctionTrainable(Trainable):
             self.finished = True
             # Keep the last report's checkpoint (or callable): the function returned right
             # after it, so it is what checkpoint_at_end saves.
-            return {keys.DONE: True}
+            returned = _returned_metrics(item.output)
+            self._returned_result = returned is not None
+            return {keys.DONE: True} if returned is None else returned
         metrics, checkpoint = item
         self._pending_checkpoint = checkpoint
         return dict(metrics)
@@ -242,7 +300,12 @@ class FunctionTrainable(Trainable):
         start = time.time()
         metrics = self.step()
         if self.finished:
-            # The function returned: no new iteration, only the end of the trial.
+            if self._returned_result:
+                # What it returned is one more result, the last (Ray Tune's behaviour).
+                metrics = self._fill(metrics, time.time() - start)
+                metrics[keys.DONE] = True
+                return metrics
+            # The function returned nothing: no new iteration, only the end of the trial.
             metrics.update({keys.TRAINING_ITERATION: self._iteration, keys.DONE: True})
             return metrics
         return self._fill(metrics, time.time() - start)

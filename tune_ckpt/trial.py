@@ -57,6 +57,8 @@ class Trial:
         num_failures: failures counted against ``max_failures``.
         num_preemptions: preemptions (not counted against ``max_failures``).
         error: the traceback of the failure that ended the trial, if any.
+        trial_name: its name (``TuneConfig(trial_name_creator=...)``); empty for the
+            default, the name of its folder (see :attr:`name`).
     """
 
     trial_id: str
@@ -68,6 +70,7 @@ class Trial:
     num_failures: int = 0
     num_preemptions: int = 0
     error: str | None = None
+    trial_name: str = ""
 
     def set_status(self, status: TrialStatus) -> None:
         if status == self.status:
@@ -75,6 +78,11 @@ class Trial:
         if status not in _TRANSITIONS[self.status]:
             raise IllegalTransition(f"trial {self.trial_id}: {self.status.value} -> {status.value}")
         self.status = status
+
+    @property
+    def name(self) -> str:
+        """The trial's name: the one given, else its folder's."""
+        return self.trial_name or self.trial_dir.rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def is_finished(self) -> bool:
@@ -101,6 +109,7 @@ class Trial:
             "num_failures": self.num_failures,
             "num_preemptions": self.num_preemptions,
             "error": self.error,
+            "trial_name": self.trial_name,
         }
 
     @classmethod
@@ -115,4 +124,5 @@ class Trial:
             num_failures=int(data.get("num_failures", 0)),
             num_preemptions=int(data.get("num_preemptions", 0)),
             error=data.get("error"),
+            trial_name=str(data.get("trial_name") or ""),
         )

@@ -165,6 +165,7 @@ class Tuner:
         self._run_config = run_config or RunConfig()
         self._restored: tuple[StorageLocation, list[Trial]] | None = None
         self._restart: dict[str, list[str]] = {}
+        self._results: ResultGrid | None = None
         """Trials ``restore(restart_errored=True)`` starts over: their stale checkpoints,
         deleted by ``fit()`` once it holds the experiment."""
 
@@ -226,12 +227,25 @@ class Tuner:
         progress.stop()
         lease.release()
         progress.summary()
+        self._results = self._result_grid(experiment, trials)
+        return self._results
+
+    def _result_grid(self, experiment: StorageLocation, trials: list[Trial]) -> ResultGrid:
         results = [
             Result.from_trial(t, experiment, self._run_config.checkpoint_config) for t in trials
         ]
         return ResultGrid(
             results, experiment.uri(), self._tune_config.metric, self._tune_config.mode
         )
+
+    def get_results(self) -> ResultGrid:
+        """The results of the last ``fit()``; on a Tuner from :meth:`restore` that has not
+        run yet, the results of what the experiment holds on storage."""
+        if self._results is not None:
+            return self._results
+        if self._restored is not None:
+            return self._result_grid(*self._restored)
+        raise RuntimeError("get_results() needs results: call fit() first, or Tuner.restore()")
 
     def _clear_restarted(self, experiment: StorageLocation, journal: Journal) -> None:
         """Delete the checkpoints and results of the trials restarted from scratch. Only

@@ -73,14 +73,34 @@ def committed_checkpoints(experiment: Path) -> dict[str, list[int]]:
     return found
 
 
-def kill_driver_mid_sweep(storage: Path, signum: int, typed: bool = False) -> dict[str, list[int]]:
+def run_legacy(storage_path: str, resume: bool = False) -> tune.ExperimentAnalysis:
+    """The same sweep as :func:`tuner`, through ``tune.run`` and its argument names."""
+    return tune.run(
+        accumulate_fn,
+        config={"a": tune.grid_search([1, 2, 3]), "iterations": ITERATIONS, "sleep": 0.1},
+        storage_path=storage_path,
+        name="exp",
+        verbose=0,
+        checkpoint_freq=4,
+        keep_checkpoints_num=2,
+        resume=resume,
+        metric="total",
+        mode="max",
+    )
+
+
+def kill_driver_mid_sweep(
+    storage: Path, signum: int, typed: bool = False, legacy: bool = False
+) -> dict[str, list[int]]:
     """Run this driver in a subprocess on the caller's Ray instance and send it ``signum``
     once some trial has checkpoint 8; returns the checkpoints committed once it is gone.
-    The experiment is ``storage / "exp"``; ``typed`` sweeps :func:`typed_space`."""
+    The experiment is ``storage / "exp"``; ``typed`` sweeps :func:`typed_space`; ``legacy``
+    runs it through ``tune.run`` (:func:`run_legacy`)."""
     env = dict(os.environ)  # PYTHONPATH holds tests/ (tests/conftest.py)
     address = ray.get_runtime_context().gcs_address
     command = [sys.executable, "-m", "fault._driver", str(storage), address]
-    driver = subprocess.Popen(command + (["typed"] if typed else []), env=env, cwd=TESTS_DIR)
+    mode = ["typed"] if typed else ["legacy"] if legacy else []
+    driver = subprocess.Popen(command + mode, env=env, cwd=TESTS_DIR)
     experiment = storage / "exp"
     deadline = time.monotonic() + 120
     try:
@@ -100,4 +120,7 @@ def kill_driver_mid_sweep(storage: Path, signum: int, typed: bool = False) -> di
 
 if __name__ == "__main__":
     ray.init(address=sys.argv[2], configure_logging=False)
-    tuner(sys.argv[1], typed=sys.argv[3:] == ["typed"]).fit()
+    if sys.argv[3:] == ["legacy"]:
+        run_legacy(sys.argv[1])
+    else:
+        tuner(sys.argv[1], typed=sys.argv[3:] == ["typed"]).fit()

@@ -9,7 +9,14 @@ from typing import Any
 import pyarrow.fs as pafs
 import pytest
 
-from tune_ckpt.config import CheckpointConfig, FailureConfig, RunConfig, StorageRetry, TuneConfig
+from tune_ckpt.config import (
+    CheckpointConfig,
+    FailureConfig,
+    RunConfig,
+    StorageRetry,
+    TuneConfig,
+    Verbosity,
+)
 
 
 def raises_naming(field: str, value: Any) -> Any:
@@ -168,7 +175,7 @@ def test_run_config_accepts_plain_name() -> None:
     ("stop", "field", "value"),
     [
         ({"acc": "high"}, "stop['acc']", "high"),
-        ({"acc": True}, "stop['acc']", True),
+        ({"acc": False}, "stop['acc']", False),
         ({"acc": None}, "stop['acc']", None),
         ({"acc": [1]}, "stop['acc']", [1]),
         ({1: 2}, "stop[1]", 2),
@@ -196,11 +203,31 @@ def test_run_config_stop_accepts_dict_callable_and_none() -> None:
     assert RunConfig(stop=None).stop is None
 
 
-@pytest.mark.parametrize("value", [3, -1, "1", None])
-def test_run_config_verbose_must_be_0_1_or_2(value: Any) -> None:
-    """verbose outside 0, 1, 2 is rejected."""
+@pytest.mark.parametrize("value", [4, -1, "1", None, 1.0])
+def test_run_config_verbose_must_be_a_level(value: Any) -> None:
+    """verbose other than 0-3, a Verbosity or a bool is rejected."""
     with raises_naming("verbose", value):
         RunConfig(verbose=value)
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [
+        (False, 0),
+        (True, 1),
+        (0, 0),
+        (2, 2),
+        (3, 2),
+        (Verbosity.V0_MINIMAL, 0),
+        (Verbosity.V1_EXPERIMENT, 1),
+        (Verbosity.V2_TRIAL_NORM, 2),
+        (Verbosity.V3_TRIAL_DETAILS, 2),
+    ],
+)
+def test_run_config_verbose_takes_ray_tunes_values(value: Any, level: int) -> None:
+    """Ray Tune's booleans and Verbosity levels map onto tune_ckpt's three levels."""
+    verbose = RunConfig(verbose=value).verbose
+    assert verbose == level and type(verbose) is int
 
 
 @pytest.mark.parametrize("value", ["sharedfs", "", "OBJECT_STORE", None])
@@ -286,7 +313,6 @@ def test_tune_config_valid_combination() -> None:
     ("factory", "field"),
     [
         (lambda: FailureConfig(fail_fast=1), "fail_fast"),
-        (lambda: RunConfig(verbose=True), "verbose"),
     ],
 )
 def test_lookalike_values_are_rejected(factory: Any, field: str) -> None:

@@ -63,3 +63,18 @@ def test_startup_losses_are_forgiven_a_few_times_in_a_row() -> None:
     assert not losses.forgive("t")
     losses.answered("t")
     assert losses.forgive("t")
+
+
+def test_a_true_stop_value_stops_when_the_result_value_is_true() -> None:
+    """Ray Tune's ``stop={"done": True, ...}``: True stops on a true value, in the driver's
+    rule and in the worker's check (``stop_value_reached``); numbers stay thresholds."""
+    from tune_ckpt.config import RunConfig, stop_value_reached
+
+    stop = RunConfig(stop={"done": True, "training_iteration": 5}).stop
+    rule = StopRule(stop)
+    assert rule.thresholds == {"done": True, "training_iteration": 5.0}
+    assert not rule.reached("t", {"done": False, "training_iteration": 1})
+    assert rule.reached("t", {"done": True, "training_iteration": 1})
+    assert rule.reached("t", {"done": False, "training_iteration": 5})
+    assert stop_value_reached("yes", True) and not stop_value_reached(0, True)
+    assert stop_value_reached(2.0, 2) and not stop_value_reached(1.9, 2)

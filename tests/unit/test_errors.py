@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 
 import pytest
 
@@ -143,7 +144,8 @@ def test_every_public_error_is_a_tune_ckpt_error() -> None:
         for obj in vars(errors).values()
         if isinstance(obj, type) and issubclass(obj, BaseException)
     ]
-    assert len(classes) == 17  # with StorageFullError, ..., DrainError, SpotNoticeError
+    # 12, plus StorageFullError, two lease errors, DrainError, SpotNoticeError, TuneError
+    assert len(classes) == 18
     assert all(issubclass(cls, TuneCkptError) for cls in classes)
 
 
@@ -153,3 +155,56 @@ def test_only_unavailable_is_transient(cls: type[StorageError]) -> None:
     exc = cls("/x", "cause")
     assert exc.transient is (cls is StorageUnavailableError)
     assert roundtrip(exc, pickle.HIGHEST_PROTOCOL).transient is exc.transient
+
+
+def _traceback_of(fn: Callable[[], object]) -> str:
+    import traceback
+
+    try:
+        fn()
+    except Exception:
+        return traceback.format_exc()
+    raise AssertionError("did not raise")
+
+
+def test_trial_error_takes_the_class_of_the_last_exception_raised() -> None:
+    """Chained exceptions and multi-line messages: the class is the one the last frame
+    raised; the text stays the whole traceback; pickling keeps both."""
+    import json
+    import pickle
+
+    from tune_ckpt.errors import TrialError, trial_error
+
+    def chained() -> None:
+        try:
+            {}["missing"]
+        except KeyError as exc:
+            raise json.JSONDecodeError("line one\nline two", "doc", 0) from exc
+
+    text = _traceback_of(chained)
+    error = trial_error(text)
+    assert isinstance(error, json.JSONDecodeError) and isinstance(error, TrialError)
+    assert not isinstance(error, KeyError)
+    assert str(error) == text
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is type(error) and str(again) == text
+
+
+def test_trial_error_falls_back_to_trial_error() -> None:
+    """A class that is not importable here, or no exception line at all: a TrialError."""
+    from tune_ckpt.errors import TrialError, trial_error
+
+    for text in (
+        'Traceback (most recent call last):\n  File "x.py", line 1\nnowhere_mod.Gone: no\n',
+        "just a message",
+        "",
+    ):
+        error = trial_error(text)
+        assert type(error) is TrialError and str(error) == text
+
+
+def test_experiment_error_is_a_value_error() -> None:
+    from tune_ckpt.errors import ExperimentError, ExperimentLockedError
+
+    assert issubclass(ExperimentError, ValueError)
+    assert issubclass(ExperimentLockedError, ValueError)

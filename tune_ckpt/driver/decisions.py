@@ -7,7 +7,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from tune_ckpt.config import FailureConfig, StopCallable
+from tune_ckpt.config import FailureConfig, StopCallable, stop_value_reached
 from tune_ckpt.metrics import lookup
 from tune_ckpt.trial import Trial
 
@@ -27,8 +27,9 @@ class StopRule:
 
     def __init__(self, stop: Mapping[str, Any] | StopCallable | None) -> None:
         self._stop = stop
-        self.thresholds: dict[str, float] | None = (
-            {k: float(v) for k, v in stop.items()} if isinstance(stop, Mapping)
+        self.thresholds: dict[str, float | bool] | None = (
+            {k: v if v is True else float(v) for k, v in stop.items()}
+            if isinstance(stop, Mapping)
             else ({} if stop is None else None)
         )  # fmt: skip
         """The thresholds a worker can check; None when only the driver can decide."""
@@ -46,7 +47,7 @@ class StopRule:
                         f"stop criterion {key!r} is not a metric of trial {trial_id}'s "
                         f"results; available: {available}"
                     )
-                if value >= threshold:
+                if stop_value_reached(value, threshold):
                     return True
             return False
         return bool(stop(trial_id, result))

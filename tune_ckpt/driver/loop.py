@@ -170,6 +170,8 @@ class TrialRunner:
             marker=self._marker,
             checkpoint_config=self._ckpt_config,
             stop_thresholds=self._stop.thresholds,
+            trial_name=trial.name,
+            resources=self._request(trial),
         )
 
     def _start(self, trial: Trial, request: dict[str, float]) -> None:
