@@ -136,9 +136,10 @@ def test_transient_faults_give_identical_results(faulty: Faulty, make_dir: MakeD
     injected = faulty.faults.injected()
     assert len(injected) >= 20
     assert {f["kind"] for f in injected} == set(TRANSIENT_KINDS)
-    assert {"open_output_stream", "open_input_stream", "get_file_info"} <= {
-        f["method"] for f in injected
-    }
+    # The draws hang on the paths, which differ from run to run: writes and reads are hit
+    # every time; which other calls are varies.
+    methods = {f["method"] for f in injected}
+    assert {"open_output_stream", "open_input_stream"} <= methods and len(methods) >= 3
 
 
 @pytest.mark.parametrize(
