@@ -34,6 +34,7 @@ from tune_ckpt.storage import lease as lease_mod
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
+from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import as_trainable_class
 from tune_ckpt.trial import Trial, TrialStatus
 
@@ -220,7 +221,8 @@ class Tuner:
             # The error that ended the sweep is the one to raise, not a failure to remove the
             # lease on the same broken storage (its heartbeat then lets it expire).
             try:
-                lease.release()
+                with attempt_once():  # storage may be what failed: no second retry budget
+                    lease.release()
             except STORAGE_ERRORS as exc:
                 logger.error("could not remove the lease %s: %s", lease.name, exc)
             raise

@@ -22,7 +22,7 @@ from tune_ckpt.errors import (
     StorageUnavailableError,
 )
 from tune_ckpt.journal import Journal
-from tune_ckpt.storage.retry import classify, retrying
+from tune_ckpt.storage.retry import attempt_once, classify, retrying
 from tune_ckpt.tuner import Tuner
 
 
@@ -226,6 +226,20 @@ def test_zero_budget_makes_one_attempt() -> None:
     with pytest.raises(StorageUnavailableError):
         retrying(StorageRetry(max_elapsed_s=0), "read", "p", fn, sleep=fake.sleep, clock=fake.clock)
     assert len(calls) == 1 and fake.sleeps == []
+
+
+def test_attempt_once_makes_one_attempt_and_restores_retries() -> None:
+    """Cleanup after storage already failed past its budget (the driver's shutdown) tries
+    each call once, raising the translated error; after the block, calls retry again."""
+    policy = StorageRetry(max_elapsed_s=5, initial_s=1, max_s=1)
+    fake = FakeTime()
+    calls, fn = failing(1, TimeoutError("slow"))
+    with pytest.raises(StorageUnavailableError), attempt_once():
+        retrying(policy, "write", "p", fn, sleep=fake.sleep, clock=fake.clock)
+    assert len(calls) == 1 and fake.sleeps == []
+    calls, fn = failing(1, TimeoutError("slow"))
+    retrying(policy, "write", "p", fn, sleep=fake.sleep, clock=fake.clock)
+    assert len(calls) == 2 and len(fake.sleeps) == 1
 
 
 def test_nested_calls_do_not_multiply_the_budget() -> None:

@@ -9,6 +9,7 @@ journals what happened.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 import traceback
@@ -46,6 +47,7 @@ from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
 from tune_ckpt.storage.location import StorageLocation
+from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import Trainable, resource_request
 from tune_ckpt.trial import Trial, TrialStatus
 
@@ -510,8 +512,12 @@ class TrialRunner:
         self._storage_step_at_shutdown(self._book.deleter.close)
 
     def _storage_step_at_shutdown(self, step: Any) -> None:
+        # After storage failed past its retries, one attempt each: a long outage must not
+        # hold the shutdown for a retry budget per trial.
+        once = attempt_once() if isinstance(self._abort, StorageError) else contextlib.nullcontext()
         try:
-            step()
+            with once:
+                step()
         except StorageError as exc:
             logger.error("while ending the sweep: %s", exc)
             if self._abort is None:

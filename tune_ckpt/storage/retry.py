@@ -179,6 +179,18 @@ def backend_errors(path: str) -> Iterator[None]:
 _local = threading.local()
 
 
+@contextlib.contextmanager
+def attempt_once() -> Iterator[None]:
+    """Storage calls in the block (on this thread) make one attempt each: for cleanup after
+    storage already failed past its retries, which must not wait the budget out again."""
+    before = getattr(_local, "active", False)
+    _local.active = True
+    try:
+        yield
+    finally:
+        _local.active = before
+
+
 def retrying(
     policy: StorageRetry,
     operation: str,
