@@ -285,6 +285,10 @@ class TuneConfig:
             trainable instance, saving a process start per trial. ``True``: as Ray Tune, the
             same instance is switched with ``reset_config`` (a fresh instance if that returns
             False). ``False``: every trial gets a new process.
+        scheduler: a ``tune_ckpt.schedulers.TrialScheduler`` (``ASHAScheduler``,
+            ``HyperBandScheduler``, ``MedianStoppingRule``, your own subclass) deciding after
+            every result whether a trial continues, pauses (a checkpoint, then its resources
+            go back) or stops; None runs every trial to its end, in order.
     """
 
     num_samples: int = 1
@@ -292,8 +296,13 @@ class TuneConfig:
     mode: str | None = None
     max_concurrent_trials: int | None = None
     reuse_actors: bool | None = None
+    scheduler: Any = None
 
     def __post_init__(self) -> None:
+        scheduler = self.scheduler
+        hooks = ("on_trial_result", "choose_trial_to_run", "save_state", "restore_state")
+        if scheduler is not None and not all(callable(getattr(scheduler, h, None)) for h in hooks):
+            raise _bad("scheduler", scheduler, "a tune_ckpt.schedulers.TrialScheduler or None")
         if not _is_int(self.num_samples) or self.num_samples < 1:
             raise _bad("num_samples", self.num_samples, "an int >= 1")
         if self.mode not in (None, "min", "max"):

@@ -23,6 +23,8 @@ from tune_ckpt.config import (
     TuneConfig,
 )
 from tune_ckpt.driver.loop import TrialRunner
+from tune_ckpt.driver.scheduling import Scheduling, refuse_unwired
+from tune_ckpt.driver.scheduling import restore_state as restore_scheduler_state
 from tune_ckpt.errors import STORAGE_ERRORS, CheckpointError, ExperimentError, TrainableError
 from tune_ckpt.journal import Journal
 from tune_ckpt.progress import Progress
@@ -41,6 +43,7 @@ from tune_ckpt.trial import Trial, TrialStatus
 logger = logging.getLogger(__name__)
 
 STOP_FILE = "stop_criterion.pkl"
+SCHEDULER_FILE = "scheduler.pkl"
 
 
 def _pickle_problem(trainable: Any) -> str | None:
@@ -163,6 +166,7 @@ class Tuner:
         self._name = _name_of(trainable)
         self._param_space = param_space or {}
         self._tune_config = tune_config or TuneConfig()
+        refuse_unwired(self._tune_config.scheduler)
         self._run_config = run_config or RunConfig()
         self._restored: tuple[StorageLocation, list[Trial]] | None = None
         self._restart: dict[str, list[str]] = {}
@@ -204,6 +208,7 @@ class Tuner:
                     )
                     journal.record(trial)
                 journal.flush()
+            scheduling = self._scheduling(experiment, trials)
             progress.start(trials, experiment)
             runner = TrialRunner(
                 self._trainable_cls,
@@ -214,6 +219,7 @@ class Tuner:
                 journal,
                 lease.name,
                 progress,
+                scheduling,
             )
             runner.run()
         except BaseException:
@@ -231,6 +237,20 @@ class Tuner:
         progress.summary()
         self._results = self._result_grid(experiment, trials)
         return self._results
+
+    def _scheduling(self, experiment: StorageLocation, trials: list[Trial]) -> Scheduling:
+        """The scheduler with the trials it knows: a new sweep's are added to it; a restored
+        sweep's scheduler continues from the state it saved."""
+        tc = self._tune_config
+        scheduling = Scheduling(tc.scheduler, trials, experiment, tc.metric, tc.mode)
+        if self._restored is None:
+            scheduling.add(trials)
+        elif scheduling.active and not restore_scheduler_state(tc.scheduler, experiment):
+            logger.warning(
+                "%s has no saved state in %s: it starts afresh", scheduling.name, experiment.uri()
+            )
+        scheduling.save_state()
+        return scheduling
 
     def _result_grid(self, experiment: StorageLocation, trials: list[Trial]) -> ResultGrid:
         results = [
@@ -266,6 +286,15 @@ class Tuner:
         journal.flush()
         self._restart = {}
 
+    def _save_scheduler(self, experiment: StorageLocation) -> str | None:
+        scheduler = self._tune_config.scheduler
+        if scheduler is None:
+            return None
+        from ray import cloudpickle
+
+        experiment.write_bytes(SCHEDULER_FILE, cloudpickle.dumps(scheduler))
+        return SCHEDULER_FILE
+
     def _settings(self, experiment: StorageLocation) -> dict[str, Any]:
         """The run and tune settings a restore needs, as JSON (a stop callable is pickled
         into its own file, the only non-JSON state)."""
@@ -286,7 +315,11 @@ class Tuner:
                 "storage_retry": dataclasses.asdict(rc.storage_retry),
                 "spot": dataclasses.asdict(rc.spot) if rc.spot is not None else None,
             },
-            "tune_config": dataclasses.asdict(self._tune_config),
+            # The scheduler is an object: pickled into its own file, like a stop callable.
+            "tune_config": dataclasses.asdict(
+                dataclasses.replace(self._tune_config, scheduler=None)
+            )
+            | {"scheduler": self._save_scheduler(experiment)},
         }
 
     def _new_experiment(self) -> tuple[StorageLocation, list[Trial]]:
@@ -384,6 +417,8 @@ class Tuner:
                     trial.set_status(TrialStatus.PENDING)
             elif trial.status in (TrialStatus.RUNNING, TrialStatus.PENDING):
                 trial.status = TrialStatus.PENDING if resume_unfinished else TrialStatus.TERMINATED
+            elif trial.status == TrialStatus.PAUSED and not resume_unfinished:
+                trial.status = TrialStatus.TERMINATED  # kept PAUSED: its scheduler resumes it
         tuner._restored = (experiment, trials)
         tuner._restart = restart
         return tuner
@@ -408,7 +443,12 @@ def _restored_settings(
         storage_retry=StorageRetry(**rc.get("storage_retry", {})),
         spot=SpotConfig(**rc["spot"]) if rc.get("spot") else None,
     )
-    return run_config, TuneConfig(**(header.get("tune_config") or {}))
+    tc = dict(header.get("tune_config") or {})
+    if tc.get("scheduler") == SCHEDULER_FILE:
+        from ray import cloudpickle
+
+        tc["scheduler"] = cloudpickle.loads(experiment.read_bytes(SCHEDULER_FILE))
+    return run_config, TuneConfig(**tc)
 
 
 def _reconcile(trial: Trial, experiment: StorageLocation, store: CheckpointStore) -> None:

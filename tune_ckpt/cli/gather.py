@@ -107,7 +107,7 @@ def experiment_state(
     live = [lease for lease in leases if not lease.is_stale()]
     if live:
         return "running", live[0]
-    unfinished = (TrialStatus.RUNNING, TrialStatus.PENDING)
+    unfinished = (TrialStatus.RUNNING, TrialStatus.PENDING, TrialStatus.PAUSED)
     if leases or any(t.status in unfinished for t in trials.values()):
         return "interrupted", leases[0] if leases else None
     return "finished", None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from tune_ckpt import result as keys
 from tune_ckpt.config import CheckpointConfig
@@ -36,6 +37,7 @@ class CheckpointBook:
         config: CheckpointConfig,
         journal: Journal,
         progress: Progress,
+        on_journal: Callable[[], None] | None = None,
     ) -> None:
         self.experiment = experiment
         self.store = CheckpointStore(experiment)
@@ -43,6 +45,7 @@ class CheckpointBook:
         self._config = config
         self._journal = journal
         self._progress = progress
+        self._on_journal = on_journal  # state kept beside the journal (a scheduler's)
         self._warned_unscored: set[str] = set()
         self._warned_fallback_nodes: set[str] = set()
 
@@ -74,6 +77,8 @@ class CheckpointBook:
     def journal(self, trial: Trial) -> None:
         self._journal.record(trial)
         self._journal.flush()
+        if self._on_journal is not None:
+            self._on_journal()
 
     def _warn_fallback_once(self, fallback: ObjectStoreFallback) -> None:
         """One WARNING per node whose workers cannot write the storage themselves."""

@@ -41,11 +41,13 @@ from tune_ckpt.driver.drain_watch import POLL_S, DrainWatch
 from tune_ckpt.driver.emergency import DrainingTrial, EmergencyAction, SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
 from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
+from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.errors import StorageError, TrialError
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
+from tune_ckpt.schedulers import SaveCheckpoint, SchedulerAction, SchedulerDecision, StopTrial
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import Trainable, resource_request
@@ -65,12 +67,14 @@ class _Slot:
     answered: bool = False  # the actor has completed a call, so it did start
     node_id: str = ""
     saved_at: float = field(default_factory=time.monotonic)  # its last checkpoint, or start
+    stop_after_pause: bool = False  # a scheduler stopped it while its pause save ran
 
 
 @dataclass
 class _Call:
     slot: _Slot
-    kind: str  # "train" | "save_end" | "probe" | "restore" | "reset" | "evacuate"
+    # "train" | "save" | "save_end" | "pause" | "probe" | "restore" | "reset" | "evacuate"
+    kind: str
 
 
 class TrialRunner:
@@ -86,11 +90,21 @@ class TrialRunner:
         journal: Journal,
         marker: str,
         progress: Progress,
+        scheduling: Scheduling | None = None,
     ) -> None:
         self._cls = trainable_cls
         self._trials = trials
         self._experiment = experiment
-        self._book = CheckpointBook(experiment, run_config.checkpoint_config, journal, progress)
+        self._sched = scheduling or Scheduling(
+            None, trials, experiment, tune_config.metric, tune_config.mode
+        )
+        self._book = CheckpointBook(
+            experiment,
+            run_config.checkpoint_config,
+            journal,
+            progress,
+            on_journal=self._sched.save_state,
+        )
         self._stop = StopRule(run_config.stop)
         self._run_config = run_config
         self._tune_config = tune_config
@@ -102,8 +116,9 @@ class TrialRunner:
         self._placement = Placement()
         self._inflight: dict[ray.ObjectRef, _Call] = {}
         self._slots: dict[str, _Slot] = {}
+        # Trials that may start: PENDING, and PAUSED ones a scheduler may resume.
         self._pending: collections.deque[Trial] = collections.deque(
-            t for t in trials if t.status == TrialStatus.PENDING
+            t for t in trials if t.status in (TrialStatus.PENDING, TrialStatus.PAUSED)
         )
         self._actors = ActorPool(trainable_cls)
         self._abort: BaseException | None = None
@@ -154,14 +169,33 @@ class TrialRunner:
         while self._pending:
             if limit is not None and len(self._slots) >= limit:
                 return
-            trial = self._pending[0]
+            trial = self._next_trial()
+            if trial is None:
+                return
             request = self._request(trial)
             if not self._placement.fits(request):
                 self._placement.refresh()
                 if not self._placement.fits(request):
                     return
-            self._pending.popleft()
+            self._pending.remove(trial)
             self._start(trial, request)
+
+    def _next_trial(self) -> Trial | None:
+        if not self._sched.active:
+            return self._pending[0]
+        chosen = self._sched.next_trial(set(self._slots))
+        if chosen is not None and any(t is chosen for t in self._pending):
+            return chosen
+        if not self._slots and not self._inflight:
+            # Nothing runs that could change the scheduler's mind: run the first waiting
+            # trial rather than wait forever.
+            logger.warning(
+                "%s chose no trial while nothing runs; starting %s",
+                self._sched.name,
+                self._pending[0].trial_id,
+            )
+            return self._pending[0]
+        return None
 
     def _context(self, trial: Trial) -> TrialContext:
         return TrialContext(
@@ -171,7 +205,8 @@ class TrialRunner:
             transfer=self._run_config.checkpoint_transfer,
             marker=self._marker,
             checkpoint_config=self._ckpt_config,
-            stop_thresholds=self._stop.thresholds,
+            # A scheduler decides on every result: one step per call then.
+            stop_thresholds=None if self._sched.active else self._stop.thresholds,
             trial_name=trial.name,
             resources=self._request(trial),
         )
@@ -247,6 +282,10 @@ class TrialRunner:
                 self._on_reset(slot)
             elif call.kind == "evacuate":
                 self._on_evacuated(slot, value)
+            elif call.kind == "save":
+                self._on_saved(slot, value)
+            elif call.kind == "pause":
+                self._on_paused(slot, value)
         except StopKeyError as exc:
             self._abort = exc
         except RayError as exc:
@@ -269,7 +308,8 @@ class TrialRunner:
                 trial.last_result = {**trial.last_result, keys.DONE: True}
                 self._end(slot)
                 return
-            if result.get(keys.TRAINING_ITERATION, 0) > trial.iteration:
+            new = result.get(keys.TRAINING_ITERATION, 0) > trial.iteration
+            if new:
                 result[keys.NUM_FAILURES] = trial.num_failures
                 result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
                 trial.last_result = result
@@ -280,7 +320,18 @@ class TrialRunner:
             if outcome.preempted:
                 self._on_preempted(slot)
                 return
-            if outcome.finished or self._stop.reached(trial.trial_id, result):
+            decision = SchedulerDecision.CONTINUE
+            if new and self._sched.active and not outcome.finished:
+                decision, actions = self._sched.result(trial, result)
+                self._apply(actions)
+            if decision == SchedulerDecision.PAUSE:
+                self._pause(slot)
+                return
+            if (
+                decision == SchedulerDecision.STOP
+                or outcome.finished
+                or self._stop.reached(trial.trial_id, result)
+            ):
                 self._end(slot)
                 return
         self._train(slot)
@@ -302,6 +353,71 @@ class TrialRunner:
             cost = saved.seconds + (time.monotonic() - started if saved.packed else 0.0)
             self._save_costs.record(slot.trial.trial_id, cost)
             slot.saved_at = time.monotonic()
+
+    # -- scheduler decisions ---------------------------------------------------------------
+
+    def _apply(self, actions: list[SchedulerAction]) -> None:
+        """Carry out what a scheduler asked for trials other than by its decision."""
+        for action in actions:
+            slot = self._slots.get(action.trial_id)
+            if isinstance(action, SaveCheckpoint):
+                if slot is not None and slot.trial.status == TrialStatus.RUNNING:
+                    # Submitted before its next step: the checkpoint is of this result.
+                    self._inflight[slot.actor.save.remote()] = _Call(slot, "save")
+            elif isinstance(action, StopTrial):
+                self._stop_by_scheduler(action.trial_id, slot)
+
+    def _stop_by_scheduler(self, trial_id: str, slot: _Slot | None) -> None:
+        if slot is not None:
+            if slot.trial.status == TrialStatus.PAUSED:
+                slot.stop_after_pause = True  # once its pause checkpoint is committed
+            else:
+                self._end(slot)
+            return
+        waiting = [t for t in self._pending if t.trial_id == trial_id]
+        for trial in waiting:
+            self._pending.remove(trial)
+            trial.set_status(TrialStatus.TERMINATED)
+            self._book.journal(trial)
+            self._progress.finished(trial)
+            self._apply(self._sched.removed(trial))
+
+    def _pause(self, slot: _Slot) -> None:
+        """PAUSE: a checkpoint first, then the resources go back; it resumes from exactly
+        that checkpoint, on any node, when the scheduler chooses it."""
+        slot.trial.set_status(TrialStatus.PAUSED)
+        self._inflight[slot.actor.save.remote()] = _Call(slot, "pause")
+
+    def _on_paused(self, slot: _Slot, saved: SavedCheckpoint | None) -> None:
+        trial = slot.trial
+        self._on_saved(slot, saved)
+        latest = trial.latest_checkpoint
+        self._drop_calls(slot)
+        terminate(slot.actor)
+        self._slots.pop(trial.trial_id, None)
+        self._placement.give(slot.resources)
+        self._evacuation.forget(trial.trial_id)
+        slot.files.flush()
+        if latest is None or latest.iteration < trial.iteration:
+            trial.error = (
+                f"trial {trial.trial_id} cannot be paused by {self._sched.name}: its trainable "
+                "gave no checkpoint (class API: implement save_checkpoint; function API: pass "
+                "a Checkpoint or a checkpoint callable to report())"
+            )
+            logger.error("%s", trial.error)
+            trial.set_status(TrialStatus.ERROR)
+            self._book.journal(trial)
+            self._progress.finished(trial)
+            self._apply(self._sched.errored(trial))
+            return
+        if slot.stop_after_pause:
+            trial.set_status(TrialStatus.TERMINATED)
+            self._book.journal(trial)
+            self._progress.finished(trial)
+            self._apply(self._sched.removed(trial))
+            return
+        self._book.journal(trial)
+        self._pending.append(trial)
 
     # -- restore ---------------------------------------------------------------------------
 
@@ -414,6 +530,8 @@ class TrialRunner:
         else:
             terminate(slot.actor)
         self._progress.finished(trial)
+        if status == TrialStatus.TERMINATED:
+            self._apply(self._sched.completed(trial))
 
     def _release(self, slot: _Slot, refresh: bool) -> None:
         """Forget a trial's actor after it died or was preempted, and kill what is left."""
@@ -476,6 +594,7 @@ class TrialRunner:
         trial.set_status(TrialStatus.ERROR)
         self._book.journal(trial)
         self._progress.finished(trial)
+        self._apply(self._sched.errored(trial))
         if decision == AfterFailure.RAISE:
             self._abort = TrialError(error)
         elif decision == AfterFailure.STOP_SWEEP:
