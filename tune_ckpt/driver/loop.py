@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -374,13 +375,9 @@ class TrialRunner:
             else:
                 self._end(slot)
             return
-        waiting = [t for t in self._pending if t.trial_id == trial_id]
-        for trial in waiting:
+        for trial in [t for t in self._pending if t.trial_id == trial_id]:
             self._pending.remove(trial)
-            trial.set_status(TrialStatus.TERMINATED)
-            self._book.journal(trial)
-            self._progress.finished(trial)
-            self._apply(self._sched.removed(trial))
+            self._conclude(trial, TrialStatus.TERMINATED, self._sched.removed)
 
     def _pause(self, slot: _Slot) -> None:
         """PAUSE: a checkpoint first, then the resources go back; it resumes from exactly
@@ -392,12 +389,7 @@ class TrialRunner:
         trial = slot.trial
         self._on_saved(slot, saved)
         latest = trial.latest_checkpoint
-        self._drop_calls(slot)
-        terminate(slot.actor)
-        self._slots.pop(trial.trial_id, None)
-        self._placement.give(slot.resources)
-        self._evacuation.forget(trial.trial_id)
-        slot.files.flush()
+        self._vacate(slot, terminate)
         if latest is None or latest.iteration < trial.iteration:
             trial.error = (
                 f"trial {trial.trial_id} cannot be paused by {self._sched.name}: its trainable "
@@ -405,19 +397,21 @@ class TrialRunner:
                 "a Checkpoint or a checkpoint callable to report())"
             )
             logger.error("%s", trial.error)
-            trial.set_status(TrialStatus.ERROR)
+            self._conclude(trial, TrialStatus.ERROR, self._sched.errored)
+        elif slot.stop_after_pause:
+            self._conclude(trial, TrialStatus.TERMINATED, self._sched.removed)
+        else:
             self._book.journal(trial)
-            self._progress.finished(trial)
-            self._apply(self._sched.errored(trial))
-            return
-        if slot.stop_after_pause:
-            trial.set_status(TrialStatus.TERMINATED)
-            self._book.journal(trial)
-            self._progress.finished(trial)
-            self._apply(self._sched.removed(trial))
-            return
+            self._pending.append(trial)
+
+    def _conclude(
+        self, trial: Trial, status: TrialStatus, hook: Callable[[Trial], list[SchedulerAction]]
+    ) -> None:
+        """A trial that holds no actor ends: journaled, shown, and the scheduler told."""
+        trial.set_status(status)
         self._book.journal(trial)
-        self._pending.append(trial)
+        self._progress.finished(trial)
+        self._apply(hook(trial))
 
     # -- restore ---------------------------------------------------------------------------
 
@@ -533,16 +527,20 @@ class TrialRunner:
         if status == TrialStatus.TERMINATED:
             self._apply(self._sched.completed(trial))
 
-    def _release(self, slot: _Slot, refresh: bool) -> None:
-        """Forget a trial's actor after it died or was preempted, and kill what is left."""
+    def _vacate(self, slot: _Slot, end_actor: Callable[[Any], None]) -> None:
+        """The trial gives its actor and resources back (``end_actor``: kill or terminate)."""
         self._drop_calls(slot)
-        kill(slot.actor)
+        end_actor(slot.actor)
         self._slots.pop(slot.trial.trial_id, None)
         self._placement.give(slot.resources)
-        self._placement.refresh(force=refresh)
         self._evacuation.forget(slot.trial.trial_id)
-        self._start_evacuation_saves()  # its lane on a draining node frees
         slot.files.flush()
+
+    def _release(self, slot: _Slot, refresh: bool) -> None:
+        """Forget a trial's actor after it died or was preempted, and kill what is left."""
+        self._vacate(slot, kill)
+        self._placement.refresh(force=refresh)
+        self._start_evacuation_saves()  # its lane on a draining node frees
 
     def _on_preempted(self, slot: _Slot) -> None:
         """Reschedule a preempted trial from its latest checkpoint; not a failure."""
@@ -591,10 +589,7 @@ class TrialRunner:
             self._pending.appendleft(trial)
             return
         trial.error = error
-        trial.set_status(TrialStatus.ERROR)
-        self._book.journal(trial)
-        self._progress.finished(trial)
-        self._apply(self._sched.errored(trial))
+        self._conclude(trial, TrialStatus.ERROR, self._sched.errored)
         if decision == AfterFailure.RAISE:
             self._abort = TrialError(error)
         elif decision == AfterFailure.STOP_SWEEP:
