@@ -29,7 +29,7 @@ from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result_files import ResultFiles, pickle_config, read_params, read_results
 from tune_ckpt.result_grid import Result, ResultGrid
-from tune_ckpt.search import Choice, generate_configs
+from tune_ckpt.search import Choice, generate_configs, space_structure
 from tune_ckpt.storage import lease as lease_mod
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore
@@ -166,9 +166,12 @@ class Tuner:
         self._run_config = run_config or RunConfig()
         self._restored: tuple[StorageLocation, list[Trial]] | None = None
         self._restart: dict[str, list[str]] = {}
-        self._results: ResultGrid | None = None
         """Trials ``restore(restart_errored=True)`` starts over: their stale checkpoints,
         deleted by ``fit()`` once it holds the experiment."""
+        self._reapplied: set[str] = set()
+        """Restored trials whose config a re-specified param_space changed: ``fit()``
+        rewrites their ``params.json``/``params.pkl`` once it holds the experiment."""
+        self._results: ResultGrid | None = None
 
     # -- fit -------------------------------------------------------------------------------
 
@@ -189,13 +192,16 @@ class Tuner:
         else:
             experiment, trials = self._new_experiment()
         # Pickled before anything is written: a config that cannot be persisted fails here.
-        pickled = {} if self._restored is not None else _pickled_configs(trials)
+        pickled = _pickled_configs(
+            [t for t in trials if self._restored is None or t.trial_id in self._reapplied]
+        )
         lease = self._take_lease(experiment)
         journal = Journal(experiment)
         try:
             # The lease goes whatever fails from here (a lease left behind would keep the
             # experiment locked until its heartbeat is older than its timeout).
             self._clear_restarted(experiment, journal)
+            self._rewrite_reapplied(experiment, trials, pickled, journal)
             if self._restored is None:
                 journal.write_header(self._name, self._settings(experiment))
                 for trial in trials:
@@ -266,6 +272,26 @@ class Tuner:
         journal.flush()
         self._restart = {}
 
+    def _rewrite_reapplied(
+        self,
+        experiment: StorageLocation,
+        trials: list[Trial],
+        pickled: dict[str, bytes],
+        journal: Journal,
+    ) -> None:
+        """Persist the configs a re-specified param_space changed, so a later restore
+        without one starts from the values this run used."""
+        if self._restored is None or not self._reapplied:
+            return
+        for trial in trials:
+            if trial.trial_id in self._reapplied:
+                ResultFiles(experiment, trial.trial_dir).write_params(
+                    trial.config, pickled[trial.trial_id]
+                )
+                journal.record(trial)
+        journal.flush()
+        self._reapplied = set()
+
     def _settings(self, experiment: StorageLocation) -> dict[str, Any]:
         """The run and tune settings a restore needs, as JSON (a stop callable is pickled
         into its own file, the only non-JSON state)."""
@@ -287,6 +313,8 @@ class Tuner:
                 "spot": dataclasses.asdict(rc.spot) if rc.spot is not None else None,
             },
             "tune_config": dataclasses.asdict(self._tune_config),
+            # What a restore checks a re-specified param_space against.
+            "param_space_structure": space_structure.describe(self._param_space),
         }
 
     def _new_experiment(self) -> tuple[StorageLocation, list[Trial]]:
@@ -363,6 +391,8 @@ class Tuner:
             tune_config=tune_config or settings[1],
             run_config=run_config or settings[0],
         )
+        if param_space is not None:
+            _check_restored_space(header, param_space, experiment)
         store = CheckpointStore(experiment)
         trials = list(trials_by_id.values())
         restart: dict[str, list[str]] = {}
@@ -371,6 +401,10 @@ class Tuner:
             exact = read_params(experiment, trial.trial_dir)
             if exact is not None:
                 trial.config = exact
+            if param_space is not None:
+                trial.config, changed = space_structure.apply_constants(trial.config, param_space)
+                if changed:
+                    tuner._reapplied.add(trial.trial_id)
             _reconcile(trial, experiment, store)
             if trial.status == TrialStatus.ERROR:
                 if restart_errored:
@@ -387,6 +421,29 @@ class Tuner:
         tuner._restored = (experiment, trials)
         tuner._restart = restart
         return tuner
+
+
+def _check_restored_space(
+    header: dict[str, Any], param_space: dict[str, Any], experiment: StorageLocation
+) -> None:
+    """A param_space re-specified on restore must have the structure the experiment was
+    started with (same key paths, same domain classes, grid lengths and constant types)."""
+    original = header.get("param_space_structure")
+    if original is None:
+        logger.warning(
+            "%s was started before tune_ckpt recorded the structure of its param_space: the "
+            "param_space passed to Tuner.restore could not be checked against it (its "
+            "constants are applied as given)",
+            experiment.uri(),
+        )
+        return
+    difference = space_structure.first_difference(original, space_structure.describe(param_space))
+    if difference is not None:
+        raise ValueError(
+            f"param_space passed to Tuner.restore differs from the one {experiment.uri()} was "
+            f"started with: {difference}. Re-specify the same space; only constants' values "
+            "(object references, large objects) may change on restore"
+        )
 
 
 def _restored_settings(
