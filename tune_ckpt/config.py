@@ -285,6 +285,18 @@ class TuneConfig:
             trainable instance, saving a process start per trial. ``True``: as Ray Tune, the
             same instance is switched with ``reset_config`` (a fresh instance if that returns
             False). ``False``: every trial gets a new process.
+        trial_name_creator: ``fn(trial) -> str``, the trial's name (``get_trial_name()``,
+            the display); default: the name of its folder. Called once, when the trial is
+            created, with a :class:`~tune_ckpt.trial.Trial` (``trial_id``, ``config``,
+            ``trainable_name``, ``experiment_tag``).
+        trial_dirname_creator: ``fn(trial) -> str``, the name of the trial's folder under
+            the experiment: one path segment (no ``/``, not ``.``/``..``), unique across
+            the trials; default ``<trainable>_<trial_id>``. Called once, when the trial is
+            created.
+
+    The two creators are not persisted with the experiment (the journal records None for
+    them): names and folders are made at creation and stored with each trial, so
+    ``Tuner.restore`` needs neither.
     """
 
     num_samples: int = 1
@@ -292,6 +304,8 @@ class TuneConfig:
     mode: str | None = None
     max_concurrent_trials: int | None = None
     reuse_actors: bool | None = None
+    trial_name_creator: Callable[[Any], str] | None = None
+    trial_dirname_creator: Callable[[Any], str] | None = None
 
     def __post_init__(self) -> None:
         if not _is_int(self.num_samples) or self.num_samples < 1:
@@ -307,6 +321,12 @@ class TuneConfig:
             raise _bad("max_concurrent_trials", mct, "an int >= 1, or None")
         if self.reuse_actors is not None and not isinstance(self.reuse_actors, bool):
             raise _bad("reuse_actors", self.reuse_actors, "True, False or None")
+        for name in ("trial_name_creator", "trial_dirname_creator"):
+            creator = getattr(self, name)
+            if creator is not None and not callable(creator):
+                raise TypeError(
+                    f"{name}={creator!r} is invalid: a function fn(trial) -> str, or None"
+                )
 
 
 SpotProvider = Literal["aws", "gcp", "auto"]

@@ -37,6 +37,7 @@ from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import as_trainable_class
 from tune_ckpt.trial import Trial, TrialStatus
+from tune_ckpt.trial_naming import experiment_tag, name_trials
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ class Tuner:
                 "storage_retry": dataclasses.asdict(rc.storage_retry),
                 "spot": dataclasses.asdict(rc.spot) if rc.spot is not None else None,
             },
-            "tune_config": dataclasses.asdict(self._tune_config),
+            "tune_config": _tune_settings(self._tune_config),
             # What a restore checks a re-specified param_space against.
             "param_space_structure": space_structure.describe(self._param_space),
         }
@@ -329,7 +330,17 @@ class Tuner:
         trials = []
         for index, config in enumerate(configs):
             trial_id = f"{tag}_{index:05d}"
-            trials.append(Trial(trial_id, config, paths.join(f"{self._name}_{trial_id}")))
+            trial = Trial(trial_id, config, paths.join(f"{self._name}_{trial_id}"))
+            trial.trainable_name = self._name
+            trial.experiment_tag = experiment_tag(index, config, self._param_space)
+            trials.append(trial)
+        tc = self._tune_config
+        name_trials(
+            trials,
+            tc.trial_name_creator,
+            tc.trial_dirname_creator,
+            reserved=(journal_mod.JOURNAL_FILE, journal_mod.SEGMENTS_DIR, STOP_FILE),
+        )
         return experiment, trials
 
     def _take_lease(self, experiment: StorageLocation) -> lease_mod.Lease:
@@ -421,6 +432,19 @@ class Tuner:
         tuner._restored = (experiment, trials)
         tuner._restart = restart
         return tuner
+
+
+_NOT_PERSISTED = ("trial_name_creator", "trial_dirname_creator")
+"""TuneConfig fields the journal records as None: functions only needed when trials are
+created (their names and folders are stored with each trial), which JSON cannot hold."""
+
+
+def _tune_settings(tune_config: TuneConfig) -> dict[str, Any]:
+    """The TuneConfig as the journal header holds it."""
+    return {
+        f.name: None if f.name in _NOT_PERSISTED else getattr(tune_config, f.name)
+        for f in dataclasses.fields(tune_config)
+    }
 
 
 def _check_restored_space(
