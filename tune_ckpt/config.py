@@ -289,6 +289,18 @@ class TuneConfig:
             ``HyperBandScheduler``, ``MedianStoppingRule``, your own subclass) deciding after
             every result whether a trial continues, pauses (a checkpoint, then its resources
             go back) or stops; None runs every trial to its end, in order.
+        trial_name_creator: ``fn(trial) -> str``, the trial's name (``get_trial_name()``,
+            the display); default: the name of its folder. Called once, when the trial is
+            created, with a :class:`~tune_ckpt.trial.Trial` (``trial_id``, ``config``,
+            ``trainable_name``, ``experiment_tag``).
+        trial_dirname_creator: ``fn(trial) -> str``, the name of the trial's folder under
+            the experiment: one path segment (no ``/``, not ``.``/``..``), unique across
+            the trials; default ``<trainable>_<trial_id>``. Called once, when the trial is
+            created.
+
+    The two creators are not persisted with the experiment (the journal records None for
+    them): names and folders are made at creation and stored with each trial, so
+    ``Tuner.restore`` needs neither.
     """
 
     num_samples: int = 1
@@ -297,6 +309,8 @@ class TuneConfig:
     max_concurrent_trials: int | None = None
     reuse_actors: bool | None = None
     scheduler: Any = None
+    trial_name_creator: Callable[[Any], str] | None = None
+    trial_dirname_creator: Callable[[Any], str] | None = None
 
     def __post_init__(self) -> None:
         scheduler = self.scheduler
@@ -316,6 +330,12 @@ class TuneConfig:
             raise _bad("max_concurrent_trials", mct, "an int >= 1, or None")
         if self.reuse_actors is not None and not isinstance(self.reuse_actors, bool):
             raise _bad("reuse_actors", self.reuse_actors, "True, False or None")
+        for name in ("trial_name_creator", "trial_dirname_creator"):
+            creator = getattr(self, name)
+            if creator is not None and not callable(creator):
+                raise TypeError(
+                    f"{name}={creator!r} is invalid: a function fn(trial) -> str, or None"
+                )
 
 
 SpotProvider = Literal["aws", "gcp", "auto"]

@@ -4,7 +4,11 @@
 - ``1`` (default): on a terminal, a table of the trials redrawn in place; otherwise (CI logs,
   a pipe) plain lines when a trial starts, is restored or ends, and a status block every
   ``TUNE_CKPT_STATUS_INTERVAL_S`` seconds (default 30). A summary at the end either way.
-- ``2``: as 1, plus a line for every result and every checkpoint.
+- ``2``: as 1, plus a line for every result (nested metrics flattened: ``val/acc=0.93``)
+  and every checkpoint.
+
+When the sweep's first result lacks ``TuneConfig(metric=...)``, one warning says so at once,
+naming the metrics the result has.
 
 Failures and preemptions are warnings, logged through the ``tune_ckpt`` logger hierarchy at
 every verbosity (the table counts them too). When the application configured no logging,
@@ -25,7 +29,7 @@ from rich.live import Live
 
 from tune_ckpt import result as keys
 from tune_ckpt.config import seconds_from_env
-from tune_ckpt.metrics import as_score, lookup
+from tune_ckpt.metrics import as_score, flatten, lookup
 from tune_ckpt.progress_table import (
     ProgressTable,
     format_duration,
@@ -44,6 +48,7 @@ STATUS_INTERVAL_ENV = "TUNE_CKPT_STATUS_INTERVAL_S"
 DEFAULT_STATUS_INTERVAL_S = 30.0
 PREFIX = "[tune_ckpt] "
 _MAX_STATUS_LINES = 20
+_MISSING = object()
 _NOT_SHOWN = frozenset(keys.AUTO_FILLED) | {keys.NUM_FAILURES, keys.NUM_PREEMPTIONS}
 
 
@@ -112,6 +117,7 @@ class Progress:
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
         self._log_handler: _ConsoleLogHandler | None = None
+        self._metric_checked = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -189,13 +195,33 @@ class Progress:
             self._line(f"trial {trial.trial_id} started with {trial.config}")
 
     def result(self, trial: Trial, result: dict[str, Any]) -> None:
+        """A result arrived: checks the first one for the metric; at verbosity 2 a line
+        with its metrics, nested ones flattened (``val/acc=0.93``)."""
+        if not self._metric_checked:
+            self._metric_checked = True
+            self._check_metric(trial, result)
         if self.verbose >= 2:
+            flat = flatten(result)
             shown = ", ".join(
                 f"{k}={format_value(v)}"
-                for k, v in result.items()
-                if k not in _NOT_SHOWN and not isinstance(v, dict)
+                for k, v in flat.items()
+                if (k not in _NOT_SHOWN or k == self.metric) and not isinstance(v, dict)
             )
             self._line(f"trial {trial.trial_id} iteration {trial.iteration}: {shown}")
+
+    def _check_metric(self, trial: Trial, result: dict[str, Any]) -> None:
+        """One warning, at once, when the sweep's first result lacks ``TuneConfig(metric)``
+        (else the table's column stays blank and only ``get_best_result`` would say so)."""
+        if not self.metric or lookup(result, self.metric, _MISSING) is not _MISSING:
+            return
+        reported = [k for k in flatten(result) if k not in _NOT_SHOWN]
+        logger.warning(
+            "TuneConfig(metric=%r) is not in the first result of the sweep (trial %s), "
+            "which has %s; nested metrics are named with '/', e.g. 'val/acc'",
+            self.metric,
+            trial.trial_id,
+            ", ".join(repr(k) for k in reported) or "no metrics of its own",
+        )
 
     def checkpoint(self, trial: Trial, uri: str) -> None:
         if self.verbose >= 2:

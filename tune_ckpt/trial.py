@@ -59,6 +59,9 @@ class Trial:
         error: the traceback of the failure that ended the trial, if any.
         trial_name: its name (``TuneConfig(trial_name_creator=...)``); empty for the
             default, the name of its folder (see :attr:`name`).
+        trainable_name: the trainable's name (Ray Tune's ``Trial.trainable_name``).
+        experiment_tag: its index and sampled values, ``"3_lr=0.01,layers=2"`` (Ray
+            Tune's ``Trial.experiment_tag``).
     """
 
     trial_id: str
@@ -71,6 +74,11 @@ class Trial:
     num_preemptions: int = 0
     error: str | None = None
     trial_name: str = ""
+    trainable_name: str = ""
+    experiment_tag: str = ""
+
+    def __str__(self) -> str:
+        return self.name  # as Ray Tune's Trial: its name
 
     def set_status(self, status: TrialStatus) -> None:
         if status == self.status:
@@ -110,6 +118,8 @@ class Trial:
             "num_preemptions": self.num_preemptions,
             "error": self.error,
             "trial_name": self.trial_name,
+            "trainable_name": self.trainable_name,
+            "experiment_tag": self.experiment_tag,
         }
 
     @classmethod
@@ -125,4 +135,6 @@ class Trial:
             num_preemptions=int(data.get("num_preemptions", 0)),
             error=data.get("error"),
             trial_name=str(data.get("trial_name") or ""),
+            trainable_name=str(data.get("trainable_name") or ""),
+            experiment_tag=str(data.get("experiment_tag") or ""),
         )

@@ -31,7 +31,7 @@ from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result_files import ResultFiles, pickle_config, read_params, read_results
 from tune_ckpt.result_grid import Result, ResultGrid
-from tune_ckpt.search import Choice, generate_configs
+from tune_ckpt.search import Choice, generate_configs, space_structure
 from tune_ckpt.storage import lease as lease_mod
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore
@@ -39,6 +39,7 @@ from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import as_trainable_class
 from tune_ckpt.trial import Trial, TrialStatus
+from tune_ckpt.trial_naming import experiment_tag, name_trials
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +171,12 @@ class Tuner:
         self._run_config = run_config or RunConfig()
         self._restored: tuple[StorageLocation, list[Trial]] | None = None
         self._restart: dict[str, list[str]] = {}
-        self._results: ResultGrid | None = None
         """Trials ``restore(restart_errored=True)`` starts over: their stale checkpoints,
         deleted by ``fit()`` once it holds the experiment."""
+        self._reapplied: set[str] = set()
+        """Restored trials whose config a re-specified param_space changed: ``fit()``
+        rewrites their ``params.json``/``params.pkl`` once it holds the experiment."""
+        self._results: ResultGrid | None = None
 
     # -- fit -------------------------------------------------------------------------------
 
@@ -193,13 +197,16 @@ class Tuner:
         else:
             experiment, trials = self._new_experiment()
         # Pickled before anything is written: a config that cannot be persisted fails here.
-        pickled = {} if self._restored is not None else _pickled_configs(trials)
+        pickled = _pickled_configs(
+            [t for t in trials if self._restored is None or t.trial_id in self._reapplied]
+        )
         lease = self._take_lease(experiment)
         journal = Journal(experiment)
         try:
             # The lease goes whatever fails from here (a lease left behind would keep the
             # experiment locked until its heartbeat is older than its timeout).
             self._clear_restarted(experiment, journal)
+            self._rewrite_reapplied(experiment, trials, pickled, journal)
             if self._restored is None:
                 journal.write_header(self._name, self._settings(experiment))
                 for trial in trials:
@@ -295,6 +302,26 @@ class Tuner:
         experiment.write_bytes(SCHEDULER_FILE, cloudpickle.dumps(scheduler))
         return SCHEDULER_FILE
 
+    def _rewrite_reapplied(
+        self,
+        experiment: StorageLocation,
+        trials: list[Trial],
+        pickled: dict[str, bytes],
+        journal: Journal,
+    ) -> None:
+        """Persist the configs a re-specified param_space changed, so a later restore
+        without one starts from the values this run used."""
+        if self._restored is None or not self._reapplied:
+            return
+        for trial in trials:
+            if trial.trial_id in self._reapplied:
+                ResultFiles(experiment, trial.trial_dir).write_params(
+                    trial.config, pickled[trial.trial_id]
+                )
+                journal.record(trial)
+        journal.flush()
+        self._reapplied = set()
+
     def _settings(self, experiment: StorageLocation) -> dict[str, Any]:
         """The run and tune settings a restore needs, as JSON (a stop callable is pickled
         into its own file, the only non-JSON state)."""
@@ -316,10 +343,12 @@ class Tuner:
                 "spot": dataclasses.asdict(rc.spot) if rc.spot is not None else None,
             },
             # The scheduler is an object: pickled into its own file, like a stop callable.
-            "tune_config": dataclasses.asdict(
-                dataclasses.replace(self._tune_config, scheduler=None)
-            )
-            | {"scheduler": self._save_scheduler(experiment)},
+            "tune_config": {
+                **_tune_settings(self._tune_config),
+                "scheduler": self._save_scheduler(experiment),
+            },
+            # What a restore checks a re-specified param_space against.
+            "param_space_structure": space_structure.describe(self._param_space),
         }
 
     def _new_experiment(self) -> tuple[StorageLocation, list[Trial]]:
@@ -334,7 +363,17 @@ class Tuner:
         trials = []
         for index, config in enumerate(configs):
             trial_id = f"{tag}_{index:05d}"
-            trials.append(Trial(trial_id, config, paths.join(f"{self._name}_{trial_id}")))
+            trial = Trial(trial_id, config, paths.join(f"{self._name}_{trial_id}"))
+            trial.trainable_name = self._name
+            trial.experiment_tag = experiment_tag(index, config, self._param_space)
+            trials.append(trial)
+        tc = self._tune_config
+        name_trials(
+            trials,
+            tc.trial_name_creator,
+            tc.trial_dirname_creator,
+            reserved=(journal_mod.JOURNAL_FILE, journal_mod.SEGMENTS_DIR, STOP_FILE),
+        )
         return experiment, trials
 
     def _take_lease(self, experiment: StorageLocation) -> lease_mod.Lease:
@@ -396,6 +435,8 @@ class Tuner:
             tune_config=tune_config or settings[1],
             run_config=run_config or settings[0],
         )
+        if param_space is not None:
+            _check_restored_space(header, param_space, experiment)
         store = CheckpointStore(experiment)
         trials = list(trials_by_id.values())
         restart: dict[str, list[str]] = {}
@@ -404,6 +445,10 @@ class Tuner:
             exact = read_params(experiment, trial.trial_dir)
             if exact is not None:
                 trial.config = exact
+            if param_space is not None:
+                trial.config, changed = space_structure.apply_constants(trial.config, param_space)
+                if changed:
+                    tuner._reapplied.add(trial.trial_id)
             _reconcile(trial, experiment, store)
             if trial.status == TrialStatus.ERROR:
                 if restart_errored:
@@ -422,6 +467,43 @@ class Tuner:
         tuner._restored = (experiment, trials)
         tuner._restart = restart
         return tuner
+
+
+_NOT_PERSISTED = ("trial_name_creator", "trial_dirname_creator", "scheduler")
+"""TuneConfig fields the journal header records as None: functions only needed when trials
+are created (their names and folders are stored with each trial), which JSON cannot hold,
+and the scheduler (pickled into its own file, see ``_save_scheduler``)."""
+
+
+def _tune_settings(tune_config: TuneConfig) -> dict[str, Any]:
+    """The TuneConfig as the journal header holds it."""
+    return {
+        f.name: None if f.name in _NOT_PERSISTED else getattr(tune_config, f.name)
+        for f in dataclasses.fields(tune_config)
+    }
+
+
+def _check_restored_space(
+    header: dict[str, Any], param_space: dict[str, Any], experiment: StorageLocation
+) -> None:
+    """A param_space re-specified on restore must have the structure the experiment was
+    started with (same key paths, same domain classes, grid lengths and constant types)."""
+    original = header.get("param_space_structure")
+    if original is None:
+        logger.warning(
+            "%s was started before tune_ckpt recorded the structure of its param_space: the "
+            "param_space passed to Tuner.restore could not be checked against it (its "
+            "constants are applied as given)",
+            experiment.uri(),
+        )
+        return
+    difference = space_structure.first_difference(original, space_structure.describe(param_space))
+    if difference is not None:
+        raise ValueError(
+            f"param_space passed to Tuner.restore differs from the one {experiment.uri()} was "
+            f"started with: {difference}. Re-specify the same space; only constants' values "
+            "(object references, large objects) may change on restore"
+        )
 
 
 def _restored_settings(

@@ -158,3 +158,27 @@ def test_bad_status_interval_fails_before_anything_is_written(
     with pytest.raises(ValueError, match=f"{STATUS_INTERVAL_ENV}='often'"):
         tuner.fit()
     assert not (tmp_path / "exp").exists()
+
+
+def nested_metrics(config: dict[str, Any]) -> None:
+    for step in range(3):
+        tune.report({"val": {"acc": 0.5 + step / 10}, "loss": 1.0 - step / 10})
+
+
+def test_nested_metrics_flattened_and_a_missing_metric_warned_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """verbose=2 shows ``val/acc=``; a TuneConfig metric the results lack is one warning
+    during the sweep (two trials, six results), naming what the results have."""
+    with caplog.at_level(logging.WARNING, logger="tune_ckpt"):
+        tune.Tuner(
+            nested_metrics,
+            param_space={"x": tune.grid_search([1, 2])},
+            tune_config=tune.TuneConfig(metric="val/accuracy", mode="max"),
+            run_config=run_config(tmp_path, verbose=2),
+        ).fit()
+    out = capsys.readouterr().out
+    assert "iteration 3: val/acc=0.7, loss=0.8" in out
+    warnings = [r.getMessage() for r in caplog.records if "TuneConfig(metric=" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "'val/accuracy'" in warnings[0] and "'val/acc', 'loss'" in warnings[0]

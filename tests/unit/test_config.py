@@ -399,3 +399,11 @@ def test_storage_retry_is_frozen_and_top_level() -> None:
     assert tune_ckpt.StorageRetry is StorageRetry
     with pytest.raises(dataclasses.FrozenInstanceError):
         StorageRetry().max_s = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("field", ["trial_name_creator", "trial_dirname_creator"])
+def test_tune_config_creators_must_be_callable(field: str) -> None:
+    """Ray Tune's trial_name_creator/trial_dirname_creator: a function or None."""
+    with pytest.raises(TypeError, match=re.escape(f"{field}='trial' is invalid: a function")):
+        TuneConfig(**{field: "trial"})
+    assert getattr(TuneConfig(**{field: str}), field) is str

@@ -192,3 +192,51 @@ def test_a_failure_says_where_the_trial_restarts(
         Progress(0, stream=io.StringIO()).failed(trial, "ValueError: x", True, has_checkpoint)
     (record,) = caplog.records
     assert says in record.getMessage()
+
+
+def test_verbose_2_prints_nested_metrics_flattened_with_the_metric() -> None:
+    """A result line names nested metrics by their '/' paths, the TuneConfig metric
+    included even when it is a field tune_ckpt fills in."""
+    stream = io.StringIO()
+    progress = Progress(2, metric="val/acc", mode="max", stream=stream)
+    (trial,) = make_trials(1)
+    progress.result(
+        trial, {"loss": 0.5, "val": {"acc": 0.93, "extra": {"f1": 0.8}}, "time_total_s": 3.0}
+    )
+    line = stream.getvalue()
+    assert "loss=0.5, val/acc=0.93, val/extra/f1=0.8" in line
+    assert "time_total_s" not in line
+    stream.truncate(0)
+    by_iteration = Progress(2, metric="training_iteration", stream=stream)
+    by_iteration.result(trial, {"training_iteration": 4, "loss": 0.5})
+    assert "training_iteration=4" in stream.getvalue()
+
+
+def test_one_warning_when_the_first_result_lacks_the_metric(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Naming the metric and the keys the result has, once, at any verbosity."""
+    progress = Progress(0, metric="val/acc", mode="max", stream=io.StringIO())
+    first, second = make_trials(2)
+    with caplog.at_level(logging.WARNING, logger="tune_ckpt"):
+        progress.result(first, {"val": {"accuracy": 0.9}, "loss": 1.0, "time_total_s": 1.0})
+        progress.result(second, {"val": {"accuracy": 0.9}, "loss": 1.0})
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "TuneConfig(metric='val/acc') is not in the first result of the sweep (trial "
+        f"{first.trial_id}), which has 'val/accuracy', 'loss'; nested metrics are named with "
+        "'/', e.g. 'val/acc'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("metric", "result"),
+    [(None, {"loss": 1.0}), ("val/acc", {"val": {"acc": 0.9}}), ("val/acc", {"val/acc": None})],
+)
+def test_no_warning_when_the_metric_is_there_or_unset(
+    caplog: pytest.LogCaptureFixture, metric: str | None, result: dict
+) -> None:
+    progress = Progress(0, metric=metric, stream=io.StringIO())
+    with caplog.at_level(logging.WARNING, logger="tune_ckpt"):
+        progress.result(make_trials(1)[0], result)
+    assert not caplog.records
