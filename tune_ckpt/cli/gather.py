@@ -29,9 +29,10 @@ from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result import TRAINING_ITERATION
 from tune_ckpt.result_files import read_results
 from tune_ckpt.storage import paths
-from tune_ckpt.storage.commit import CheckpointStore, Committed
+from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.lease import LeaseInfo, read_leases
 from tune_ckpt.storage.location import StorageLocation
+from tune_ckpt.storage.reading import Committed
 from tune_ckpt.trial import Trial, TrialStatus
 
 Doc = dict[str, Any]
