@@ -123,8 +123,8 @@ _TUNE_CKPT_WORKER = [
     ("tune_ckpt.storage.commit", "CheckpointStore._seal_local", "seal (manifest, renames)"),
     ("tune_ckpt.storage.commit", "write_synced", "manifest write+fsync"),
     ("tune_ckpt.storage.commit", "fsync_path", "fsync of a folder"),
-    ("tune_ckpt.storage.commit", "CheckpointStore._publish_local", "rename into place"),
-    ("tune_ckpt.storage.commit", "CheckpointStore.verify", "verify (re-hash)"),
+    ("tune_ckpt.storage.staging", "publish_local", "rename into place"),
+    ("tune_ckpt.storage.reading", "verify", "verify (re-hash)"),
 ]
 _RAY_TUNE_WORKER = [
     (

@@ -29,11 +29,12 @@ from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.config import CheckpointConfig, TransferMode
 from tune_ckpt.errors import StorageError, StoragePermissionError
 from tune_ckpt.storage import paths
-from tune_ckpt.storage.commit import CheckpointStore, Committed
+from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.lease import require
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.manifest import METADATA_NAME
 from tune_ckpt.storage.packing import PackedCheckpoint
+from tune_ckpt.storage.reading import Committed
 from tune_ckpt.trainable import FunctionTrainable, Trainable, TrainableState
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import os
 import socket
 from pathlib import Path
 
-from tune_ckpt.storage.commit import TMP_PREFIX
+from tune_ckpt.storage.staging import TMP_PREFIX
 
 from .conftest import (
     FAIL_AT,

@@ -14,8 +14,8 @@ from s3server import BUCKET, MotoServer
 
 import tune_ckpt as tune
 from tune_ckpt import air, journal
-from tune_ckpt.storage.commit import TMP_PREFIX
 from tune_ckpt.storage.location import StorageLocation
+from tune_ckpt.storage.staging import TMP_PREFIX
 
 from ._trainables import Counter
 from .conftest import assert_usage_error, run_cli, run_json, table_row

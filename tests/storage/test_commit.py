@@ -27,10 +27,11 @@ from tune_ckpt.errors import (
     StorageUnavailableError,
     UnsafePathError,
 )
-from tune_ckpt.storage.commit import TMP_PREFIX, TRASH_PREFIX, CheckpointStore
+from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.manifest import MANIFEST_NAME, METADATA_NAME, digest
 from tune_ckpt.storage.packing import PackedCheckpoint
+from tune_ckpt.storage.staging import TMP_PREFIX, TRASH_PREFIX
 
 from .conftest import (
     QUICK_RETRY,
@@ -444,7 +445,7 @@ def test_newest_verified_skips_corrupt_newest(
     """A corrupt newest checkpoint is skipped with a warning giving the reason."""
     newest_first = commit_three(backend, make_dir)
     backend.alter(f"{newest_first[0]}/model.bin")
-    caplog.set_level(logging.WARNING, logger="tune_ckpt.storage.commit")
+    caplog.set_level(logging.WARNING, logger="tune_ckpt.storage.reading")
     chosen = backend.store.newest_verified(newest_first)
     assert chosen is not None
     assert chosen.path == "trial_0/checkpoint_000002"
@@ -463,7 +464,7 @@ def test_newest_verified_skips_vanished_and_digest_mismatch(
     newest_first = commit_three(backend, make_dir)
     backend.store.delete(newest_first[0])
     recorded = {newest_first[1]: "f" * 64}
-    caplog.set_level(logging.WARNING, logger="tune_ckpt.storage.commit")
+    caplog.set_level(logging.WARNING, logger="tune_ckpt.storage.reading")
     chosen = backend.store.newest_verified(newest_first, recorded)
     assert chosen is not None and chosen.path == "trial_0/checkpoint_000001"
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -210,7 +210,7 @@ def test_unparsable_manifest_or_metadata_is_skipped(
     with pytest.raises(CorruptCheckpointError) as info:
         store.verify(newest)
     assert info.value.problems[0].startswith(f"{damaged} does not parse")
-    caplog.set_level(logging.WARNING, logger="tune_ckpt.storage.commit")
+    caplog.set_level(logging.WARNING, logger="tune_ckpt.storage.reading")
     chosen = store.newest_verified([newest, "trial_0/checkpoint_000001"])
     assert chosen is not None and chosen.path == "trial_0/checkpoint_000001"
     assert store.read_verified_packed(newest) is None

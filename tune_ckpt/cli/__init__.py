@@ -21,7 +21,8 @@ from typing import Any, NoReturn
 
 import ray
 
-from tune_ckpt.cli import gather, spot_watch
+from tune_ckpt import journal
+from tune_ckpt.cli import gather, gather_checks, gather_gc, gather_trials, spot_watch
 from tune_ckpt.cli.render import render
 from tune_ckpt.config import StorageRetry
 from tune_ckpt.errors import TrialError, TuneCkptError
@@ -132,17 +133,17 @@ def _retry(args: argparse.Namespace) -> StorageRetry:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    _emit(gather.ls(args.path, _retry(args)), args.json)
+    _emit(gather_trials.ls(args.path, _retry(args)), args.json)
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    _emit(gather.show(args.path, _retry(args)), args.json)
+    _emit(gather_trials.show(args.path, _retry(args)), args.json)
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    doc = gather.verify(args.path, _retry(args))
+    doc = gather_checks.verify(args.path, _retry(args))
     _emit(doc, args.json)
     if doc["bad"]:
         return 1
@@ -156,7 +157,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    doc = gather.gc(args.path, dry_run=args.dry_run, force=args.force, retry=_retry(args))
+    doc = gather_gc.gc(args.path, dry_run=args.dry_run, force=args.force, retry=_retry(args))
     _emit(doc, args.json)
     return 0
 
@@ -208,7 +209,7 @@ def _check_reachable(address: str) -> None:
 
 def _resume(args: argparse.Namespace) -> int:
     experiment = gather.resolve(args.path, _retry(args))
-    if not gather.journal.exists(experiment):
+    if not journal.exists(experiment):
         raise gather.CliError(f"{experiment.uri()} holds no tune_ckpt experiment to resume")
     trainable = load_trainable(args.trainable)
     # Restore before Ray starts: a wrong trainable or a bad journal fails without it.
@@ -232,7 +233,7 @@ def _resume(args: argparse.Namespace) -> int:
     finally:
         if ray.is_initialized():
             ray.shutdown()
-    doc = gather.resume_summary(experiment)
+    doc = gather_trials.resume_summary(experiment)
     _emit(doc, args.json)
     return 1 if doc["errored"] else 0
 

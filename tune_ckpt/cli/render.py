@@ -1,4 +1,4 @@
-"""Tables for the documents of :mod:`tune_ckpt.cli.gather`, drawn with rich.
+"""Tables for the documents the ``cli/gather*`` modules report, drawn with rich.
 
 Every cell is a :class:`rich.text.Text`, never a markup string: configs, metrics and error
 messages hold square brackets that rich would otherwise read as markup.
@@ -317,5 +317,5 @@ _RENDERERS: dict[str, Callable[[Doc, Console], None]] = {
 
 
 def render(doc: Doc, console: Console | None = None) -> None:
-    """Print a document of :mod:`tune_ckpt.cli.gather` as tables."""
+    """Print a document of the ``cli/gather*`` modules as tables."""
     _RENDERERS[doc["kind"]](doc, console or make_console())

@@ -20,7 +20,8 @@ from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
 from tune_ckpt.result_files import ResultFiles
 from tune_ckpt.retention import plan_retention, warn_unscored_once
-from tune_ckpt.storage.commit import BackgroundDeleter, CheckpointStore
+from tune_ckpt.storage.commit import CheckpointStore
+from tune_ckpt.storage.deleter import BackgroundDeleter
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trainable import TrainableState
 from tune_ckpt.trial import Trial

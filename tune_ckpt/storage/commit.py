@@ -1,4 +1,5 @@
-"""The checkpoint commit protocol over a StorageLocation (the experiment root).
+"""The checkpoint commit protocol over a StorageLocation (the experiment root), and
+``CheckpointStore``, the one object callers use for checkpoints on storage.
 
 Protocol:
 
@@ -6,41 +7,25 @@ Protocol:
 * On local disk (and NFS), files are written into a temporary sibling
   ``<trial>/.tmp_checkpoint_NNNNNN_<id>`` and synced; the manifest is written into it last and
   the folder is renamed into place (and its parent synced), so the checkpoint appears whole
-  or not at all, and once committed it survives a power loss.
+  or not at all, and once committed it survives a power loss (``storage/staging``).
 * On object stores, where a folder rename is a copy, files are written in place and the
   manifest is written last. An existing manifest there is deleted first, so replacing a
   checkpoint un-commits it before touching its files.
-* Listings report only folders with a manifest. ``sweep`` removes what interrupted writes
-  left behind; call it only for a trial with no writer at work.
-* ``verify`` re-hashes every file against the manifest and raises CorruptCheckpointError.
-
-Bad versus unreadable: a checkpoint is bad (CorruptCheckpointError, or CheckpointNotFoundError
-without a manifest) only when its bytes were read and failed verification: a file missing,
-resized or altered, a manifest or ``.metadata.json`` that does not parse. Every storage call
-retries transient errors under the location's policy; a StorageError that still comes out
-means the checkpoint cannot be read now, and it always propagates: an outage is not damage.
+* Listings report only folders with a manifest; ``verify`` re-hashes every file against the
+  manifest and raises CorruptCheckpointError (``storage/reading``, which also says when a
+  checkpoint is bad and when merely unreadable).
+* ``sweep`` removes what interrupted writes left behind (``storage/sweep``); call it only for
+  a trial with no writer at work.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import pyarrow.fs as pafs
-
-from tune_ckpt.errors import (
-    CheckpointNotFoundError,
-    CorruptCheckpointError,
-    StorageError,
-    StorageNotFoundError,
-)
-from tune_ckpt.storage import paths
+from tune_ckpt.storage import paths, reading, staging, sweep
 from tune_ckpt.storage.local_io import (
     DurableFolder,
     fsync_path,
@@ -61,47 +46,11 @@ from tune_ckpt.storage.manifest import (
     view_chunks,
 )
 from tune_ckpt.storage.packing import PackedCheckpoint, local_files
+from tune_ckpt.storage.reading import Committed
 from tune_ckpt.storage.retry import retrying
-
-logger = logging.getLogger(__name__)
+from tune_ckpt.storage.sweep import SweepReport
 
 T = TypeVar("T")
-
-TMP_PREFIX = ".tmp_checkpoint_"
-TRASH_PREFIX = ".trash_checkpoint_"
-
-
-@dataclass(frozen=True)
-class Committed:
-    """A committed checkpoint: relative path, manifest and the manifest's digest."""
-
-    path: str
-    manifest: Manifest
-    manifest_digest: str
-
-    @property
-    def iteration(self) -> int:
-        it = self.manifest.iteration
-        if it is None:
-            it = paths.parse_checkpoint_dirname(paths.basename(self.path)) or 0
-        return it
-
-
-@dataclass(frozen=True)
-class SweepReport:
-    """What a sweep of one trial removed and published (or would, in a dry run).
-
-    Attributes:
-        removed: relative paths of the leftovers removed.
-        published: ``(temporary folder, checkpoint)`` relative paths of each sealed temporary
-            folder renamed into place.
-        kept: checkpoint folders without a manifest left in place because the caller named
-            them in ``keep`` (the journal records them as committed).
-    """
-
-    removed: tuple[str, ...]
-    published: tuple[tuple[str, str], ...]
-    kept: tuple[str, ...] = ()
 
 
 class CheckpointStore:
@@ -120,7 +69,7 @@ class CheckpointStore:
         """A fresh temporary folder on local storage for the checkpoint ``relative``, for a
         producer that writes its files straight into storage; finish with
         :meth:`commit_staged`. Only for local storage."""
-        tmp = self._tmp_sibling(paths.check_relative(relative))
+        tmp = staging.sibling(paths.check_relative(relative), staging.TMP_PREFIX)
         os_path = self.location.local_os_path(tmp)
         if os_path is None:
             raise ValueError("stage_local needs local storage")
@@ -228,7 +177,7 @@ class CheckpointStore:
 
         self._local_call("write manifest", staged_dir, seal)
         tmp_relative = self.location.relative_to_root(self._os_to_fs(staged_dir))
-        self._publish_local(tmp_relative, relative)
+        staging.publish_local(self.location, tmp_relative, relative)
         target = self.location.local_os_path(relative)
         assert target is not None
         self.location.call("sync", relative, lambda: fsync_path(os.path.dirname(target)))
@@ -271,9 +220,6 @@ class CheckpointStore:
         loc.write_bytes(paths.join(relative, MANIFEST_NAME), data)
         return Committed(relative, manifest, digest(data))
 
-    def _tmp_sibling(self, relative: str) -> str:
-        return _sibling(relative, TMP_PREFIX)
-
     def _os_to_fs(self, os_path: str) -> str:
         """The fs path of an OS path under local storage (undoing a SubTreeFileSystem)."""
         root_os = self.location.local_os_path("")
@@ -281,120 +227,22 @@ class CheckpointStore:
         rel = os.path.relpath(os_path, root_os).replace(os.sep, "/")
         return self.location.path(rel)
 
-    def _publish_local(self, tmp_relative: str, relative: str) -> None:
-        """Rename a complete temporary folder into place (atomic on POSIX and NFS)."""
-        loc = self.location
-        parent = paths.parent(relative)
-        if parent:
-            loc.makedirs(parent)
-        if loc.exists(relative):
-            # Replacing (only ever a checkpoint that failed verification): move the old
-            # one aside first; a rename onto a non-empty folder fails on POSIX.
-            trash = _sibling(relative, TRASH_PREFIX)
-            loc.move(relative, trash)
-            loc.move(tmp_relative, relative)
-            loc.delete_dir(trash)
-        else:
-            loc.move(tmp_relative, relative)
-
-    # -- reading ---------------------------------------------------------------------------
+    # -- reading (storage/reading) ---------------------------------------------------------
 
     def list_committed(self, trial_relative: str) -> list[str]:
         """Relative paths of the committed checkpoints of a trial, oldest first."""
-        found = []
-        for info in self.location.list_dir(trial_relative):
-            if info.type != pafs.FileType.Directory:
-                continue
-            name = paths.basename(info.path)
-            iteration = paths.parse_checkpoint_dirname(name)
-            if iteration is None:
-                continue
-            relative = paths.join(trial_relative, name)
-            if self.location.is_file(paths.join(relative, MANIFEST_NAME)):
-                found.append((iteration, relative))
-        return [rel for _, rel in sorted(found)]
+        return reading.list_committed(self.location, trial_relative)
 
     def read(self, relative: str) -> Committed:
         """The manifest of a committed checkpoint: CheckpointNotFoundError without one,
         CorruptCheckpointError when it does not parse."""
-        manifest_path = paths.join(relative, MANIFEST_NAME)
-        try:
-            data = self.location.read_bytes(manifest_path)
-        except StorageNotFoundError as exc:
-            # A missing manifest means "not committed"; a missing bucket is a storage error,
-            # which listing the folder raises. Other storage errors propagate as they are.
-            self.location.list_dir(relative)
-            raise CheckpointNotFoundError(self.location.uri(relative)) from exc
-        manifest = Manifest.from_bytes(data, self.location.uri(relative))
-        return Committed(relative, manifest, digest(data))
-
-    def _read_entry(self, relative: str, entry: ManifestEntry, read_once: Callable[[], T]) -> T:
-        """Read one listed file with ``read_once`` under the retry policy. A file that is not
-        there raises CorruptCheckpointError; one that cannot be read now, StorageError."""
-        loc = self.location
-        rel = paths.join(relative, entry.path)
-        try:
-            return loc.call("read", rel, read_once)
-        except StorageError as exc:
-            # Only a permanent error on a file that is really gone makes the checkpoint bad.
-            if exc.transient or loc.exists(rel):
-                raise
-            problem = f"{entry.path}: missing ({exc.cause})"
-            raise CorruptCheckpointError(loc.uri(relative), [problem]) from exc
-
-    def _read_metadata(self, relative: str) -> dict[str, Any] | None:
-        """The checkpoint's parsed ``.metadata.json`` (None without one); one that does not
-        parse as a JSON object raises CorruptCheckpointError."""
-        try:
-            data = self.location.read_bytes(paths.join(relative, METADATA_NAME))
-        except StorageNotFoundError:
-            return None
-        try:
-            metadata = json.loads(data)
-        except ValueError as exc:
-            problem = f"{METADATA_NAME} does not parse: {exc}"
-            raise CorruptCheckpointError(self.location.uri(relative), [problem]) from exc
-        if not isinstance(metadata, dict):
-            problem = f"{METADATA_NAME} holds a {type(metadata).__name__}, not a JSON object"
-            raise CorruptCheckpointError(self.location.uri(relative), [problem])
-        return metadata
+        return reading.read(self.location, relative)
 
     def verify(self, relative: str, expected_digest: str | None = None) -> Committed:
-        """Check every file of the checkpoint against its manifest.
-
-        Raises CorruptCheckpointError listing each missing, resized or altered file, a
-        ``.metadata.json`` that does not parse (and a manifest that differs from
-        ``expected_digest`` when given); StorageError when it cannot be read now.
-        """
-        committed = self.read(relative)
-        problems = []
-        if expected_digest and committed.manifest_digest != expected_digest:
-            problems.append("manifest differs from the one recorded at commit")
-        loc = self.location
-        buffer = bytearray(CHUNK)
-        for entry in committed.manifest.files:
-            rel = paths.join(relative, entry.path)
-
-            def hash_file(rel: str = rel) -> tuple[int, str]:
-                with loc.fs.open_input_stream(loc.path(rel)) as src:
-                    return hash_chunks(file_chunks(src, buffer))
-
-            try:
-                size, hexdigest = self._read_entry(relative, entry, hash_file)
-            except CorruptCheckpointError as exc:
-                problems.extend(exc.problems)
-                continue
-            if size != entry.size:
-                problems.append(f"{entry.path}: {size} bytes, manifest says {entry.size}")
-            elif hexdigest != entry.content_hash:
-                problems.append(f"{entry.path}: content hash differs from the manifest")
-        try:
-            self._read_metadata(relative)
-        except CorruptCheckpointError as exc:
-            problems.extend(exc.problems)
-        if problems:
-            raise CorruptCheckpointError(loc.uri(relative), problems)
-        return committed
+        """Check every file of the checkpoint against its manifest: CorruptCheckpointError
+        listing each problem, StorageError when it cannot be read now
+        (:func:`tune_ckpt.storage.reading.verify`)."""
+        return reading.verify(self.location, relative, expected_digest)
 
     def newest_verified(
         self,
@@ -402,89 +250,22 @@ class CheckpointStore:
         expected_digests: dict[str, str] | None = None,
         skipped: list[str] | None = None,
     ) -> Committed | None:
-        """The first of ``candidates`` (give them newest first) that verifies. Each bad one
-        is skipped with a logged reason, also appended to ``skipped``; a StorageError
-        (storage unreadable now, after the retries) raises instead of skipping."""
-        for relative in candidates:
-            try:
-                return self.verify(relative, (expected_digests or {}).get(relative))
-            except CorruptCheckpointError as exc:
-                reason = f"{exc.path}: corrupt: " + "; ".join(exc.problems)
-            except CheckpointNotFoundError as exc:
-                reason = f"{exc.path}: no longer committed on storage"
-            logger.warning("skipping checkpoint %s", reason)
-            if skipped is not None:
-                skipped.append(reason)
-        return None
+        """The first of ``candidates`` (give them newest first) that verifies; bad ones are
+        skipped with a logged reason, also appended to ``skipped``
+        (:func:`tune_ckpt.storage.reading.newest_verified`)."""
+        return reading.newest_verified(self.location, candidates, expected_digests, skipped)
 
     def read_packed(self, relative: str, committed: Committed | None = None) -> PackedCheckpoint:
-        """Read a committed checkpoint into one buffer (to send through the object store).
-
-        A file missing or of another size than its manifest says, or a ``.metadata.json``
-        that does not parse, raises CorruptCheckpointError; contents are not hashed here
-        (see :meth:`read_verified_packed`)."""
-        committed = committed or self.read(relative)
-        sources = [
-            (entry.path, entry.size, self._filler(relative, entry))
-            for entry in committed.manifest.files
-        ]
-        metadata = self._read_metadata(relative) or {}
-        return PackedCheckpoint.from_sources(sources, metadata)
-
-    def _filler(self, relative: str, entry: ManifestEntry) -> Callable[[memoryview], None]:
-        """Fills a view of the manifest's size with the file; another size is damage."""
-        loc = self.location
-        fs_path = loc.path(paths.join(relative, entry.path))
-
-        def fill_once(view: memoryview) -> None:
-            with loc.fs.open_input_stream(fs_path) as src:
-                got = 0
-                while got < len(view) and (n := src.readinto(view[got:])):
-                    got += n
-                longer = got == len(view) and bool(src.read(1))
-            if got < len(view) or longer:
-                actual = f"more than {got}" if longer else str(got)
-                problem = f"{entry.path}: {actual} bytes, manifest says {entry.size}"
-                raise CorruptCheckpointError(loc.uri(relative), [problem])
-
-        def fill(view: memoryview) -> None:
-            self._read_entry(relative, entry, lambda: fill_once(view))
-
-        return fill
+        """Read a committed checkpoint into one buffer, sizes checked but contents not
+        hashed (:func:`tune_ckpt.storage.reading.read_packed`)."""
+        return reading.read_packed(self.location, relative, committed)
 
     def read_verified_packed(
         self, relative: str, expected_digest: str | None = None
     ) -> PackedCheckpoint | None:
-        """Read a committed checkpoint into one buffer and verify it there (each byte is
-        read from storage once). None, with a logged reason, only when its bytes were read
-        and failed verification (or it is no longer committed); a StorageError raises."""
-        try:
-            committed = self.read(relative)
-            packed = self.read_packed(relative, committed)
-        except CheckpointNotFoundError:
-            logger.warning(
-                "skipping checkpoint %s: no longer committed on storage",
-                self.location.uri(relative),
-            )
-            return None
-        except CorruptCheckpointError as exc:
-            reason = "; ".join(exc.problems)
-            logger.warning("skipping corrupt checkpoint %s: %s", exc.path, reason)
-            return None
-        problems = []
-        if expected_digest and committed.manifest_digest != expected_digest:
-            problems.append("manifest differs from the one recorded at commit")
-        for entry in committed.manifest.files:
-            _, hexdigest = hash_chunks(view_chunks(packed.file(entry.path)))
-            if hexdigest != entry.content_hash:
-                problems.append(f"{entry.path}: content hash differs from the manifest")
-        if problems:
-            reason = "; ".join(problems)
-            logger.warning(
-                "skipping corrupt checkpoint %s: %s", self.location.uri(relative), reason
-            )
-            return None
-        return packed
+        """Read a committed checkpoint into one buffer and verify it there; None, with a
+        logged reason, when it is bad (:func:`tune_ckpt.storage.reading.read_verified_packed`)."""
+        return reading.read_verified_packed(self.location, relative, expected_digest)
 
     # -- removing --------------------------------------------------------------------------
 
@@ -492,22 +273,6 @@ class CheckpointStore:
         """Delete a checkpoint: the manifest first (un-commit), then the files."""
         self.location.delete_file(paths.join(relative, MANIFEST_NAME))
         self.location.delete_dir(relative)
-
-    def _publish_target(self, trial_relative: str, name: str, taken: set[str]) -> str | None:
-        """The checkpoint a sealed temporary folder (manifest written) should become: its
-        rename was interrupted while it replaced a checkpoint, so it is published rather
-        than lost. None for anything else, or when ``taken`` (targets already planned) or a
-        committed checkpoint already holds that name."""
-        target = _published_name(name)
-        if target is None or not self.location.is_local:
-            return None
-        target_relative = paths.join(trial_relative, target)
-        if target_relative in taken:
-            return None
-        sealed = self.location.is_file(paths.join(trial_relative, name, MANIFEST_NAME))
-        if not sealed or self.location.is_file(paths.join(target_relative, MANIFEST_NAME)):
-            return None
-        return target_relative
 
     def sweep(self, trial_relative: str, dry_run: bool = False) -> list[str]:
         """Remove leftovers of interrupted writes under a trial: temporary and trash folders,
@@ -522,97 +287,7 @@ class CheckpointStore:
         """:meth:`sweep`, reporting what was published as well as what was removed (or,
         with ``dry_run``, what would be, without changing anything). Folders named in
         ``keep`` (relative paths) are not removed but reported as kept."""
-        entries = self.location.list_dir(trial_relative)
-        published: list[tuple[str, str]] = []
-        taken: set[str] = set()
-        # Publishing is decided first, so a manifest-less folder about to be replaced by a
-        # publish is not also counted as removed, and a dry run reports what a real one does.
-        for info in entries:
-            name = paths.basename(info.path)
-            target = self._publish_target(trial_relative, name, taken)
-            if target is not None:
-                tmp_relative = paths.join(trial_relative, name)
-                if not dry_run:
-                    self._publish_local(tmp_relative, target)
-                published.append((tmp_relative, target))
-                taken.add(target)
-        sources = {tmp for tmp, _ in published}
-        removed = []
-        kept = []
-        for info in entries:
-            name = paths.basename(info.path)
-            relative = paths.join(trial_relative, name)
-            if relative in sources or relative in taken:
-                continue
-            leftover = name.startswith((TMP_PREFIX, TRASH_PREFIX)) or (
-                paths.parse_checkpoint_dirname(name) is not None
-                and info.type == pafs.FileType.Directory
-                and not self.location.is_file(paths.join(relative, MANIFEST_NAME))
-            )
-            if not leftover:
-                continue
-            if relative in keep:
-                kept.append(relative)
-                continue
-            removed.append(relative)
-            if dry_run:
-                continue
-            if info.type == pafs.FileType.Directory:
-                self.location.delete_dir(relative)
-            else:
-                self.location.delete_file(relative)
-        return SweepReport(tuple(removed), tuple(published), tuple(kept))
-
-
-class BackgroundDeleter:
-    """Deletes checkpoints in a helper thread, in the order asked, so a driver loop does not
-    wait on storage for what retention drops. A failed deletion leaves an extra checkpoint,
-    never a missing one; it is logged with its path and cause, and the next listing or
-    retention pass sees the checkpoint again."""
-
-    def __init__(self, store: CheckpointStore) -> None:
-        self._store = store
-        self._pool: ThreadPoolExecutor | None = None
-        self._futures: list[Future[None]] = []
-
-    def delete(self, relative: str) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tune_ckpt-delete")
-        self._futures = [f for f in self._futures if not f.done()]
-        self._futures.append(self._pool.submit(self._delete, relative))
-
-    def _delete(self, relative: str) -> None:
-        try:
-            self._store.delete(relative)
-        except StorageError as exc:
-            logger.warning("could not delete checkpoint %s: %s", exc.path, exc.cause)
-
-    def wait(self) -> None:
-        """Block until every deletion asked for so far is done."""
-        for future in self._futures:
-            future.result()
-        self._futures = []
-
-    def close(self) -> None:
-        self.wait()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-
-def _published_name(tmp_name: str) -> str | None:
-    """``checkpoint_NNNNNN`` for a temporary folder name ``.tmp_checkpoint_NNNNNN_<id>``."""
-    if not tmp_name.startswith(TMP_PREFIX):
-        return None
-    number = tmp_name[len(TMP_PREFIX) :].split("_", 1)[0]
-    return f"{paths.CHECKPOINT_PREFIX}{number}" if number.isdigit() else None
-
-
-def _sibling(relative: str, prefix: str) -> str:
-    """A uniquely named hidden sibling of ``relative`` (``<prefix>NNNNNN_<id>``)."""
-    parent, name = paths.parent(relative), paths.basename(relative)
-    unique = f"{prefix}{name.removeprefix(paths.CHECKPOINT_PREFIX)}_{uuid.uuid4().hex[:8]}"
-    return paths.join(parent, unique) if parent else unique
+        return sweep.sweep_report(self.location, trial_relative, dry_run, keep)
 
 
 ChunkSource = Callable[[bytearray, Callable[[memoryview], object]], tuple[int, str]]
