@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start a Ray worker node in the foreground (`ray start --address ... --block`) that joins the
-# head at RAY_HEAD_ADDRESS, token authentication on. Run it once per worker; stopping it (SIGTERM)
-# removes the node from the cluster, which tune_ckpt treats as a lost node.
+# head at RAY_HEAD_ADDRESS, token authentication on. Run it once per worker. Stopping it (SIGTERM)
+# drains the node on Ray >= 2.60 (for up to RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S, default 30 s):
+# a tune_ckpt sweep saves the node's trials and moves them; on older Ray the node is lost.
 #
 # Settings (environment variables; empty or unset means Ray's default unless a default is given):
 #   RAY_HEAD_ADDRESS                 the head's GCS address, host:port (required)

@@ -188,8 +188,9 @@ def wait_listening(
 
 
 @contextlib.contextmanager
-def running_stack() -> Iterator[Stack]:
-    """moto, a Ray head and one 2-CPU Ray worker, started with the docker/ scripts."""
+def running_stack(**worker_settings: str) -> Iterator[Stack]:
+    """moto, a Ray head and one 2-CPU Ray worker, started with the docker/ scripts;
+    ``worker_settings`` are extra environment variables of the worker."""
     # A short folder under /tmp: Ray's Unix socket paths live below it and must stay short.
     root = Path(tempfile.mkdtemp(prefix="tckd-", dir="/tmp"))
     (root / "home").mkdir()
@@ -226,7 +227,7 @@ def running_stack() -> Iterator[Stack]:
     if ray_client_installed():
         stack.head_env["RAY_CLIENT_SERVER_PORT"] = str(free_port())
     stack.worker_env = stack.node_env(
-        "worker", RAY_HEAD_ADDRESS=head_address, RAY_WORKER_NUM_CPUS="2"
+        "worker", RAY_HEAD_ADDRESS=head_address, RAY_WORKER_NUM_CPUS="2", **worker_settings
     )
     try:
         moto = stack.start(
