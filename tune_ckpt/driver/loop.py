@@ -125,7 +125,9 @@ class TrialRunner:
         self._abort: BaseException | None = None
         self._startup_losses = StartupLosses()
         self._evacuation = Evacuation()
-        self._save_costs = SaveCostTracker()
+        # A trial that never saved is guessed at 1 s: guessing high plans no save at all,
+        # while a save that overruns costs only what stopping it at once would have.
+        self._save_costs = SaveCostTracker(default_s=1.0)
         self._drain_watch = DrainWatch(run_config.spot)
 
     # -- the loop --------------------------------------------------------------------------
