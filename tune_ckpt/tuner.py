@@ -4,34 +4,35 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import inspect
 import logging
 import os
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import ray
 
 from tune_ckpt import journal as journal_mod
 from tune_ckpt.config import (
-    CheckpointConfig,
-    FailureConfig,
     RunConfig,
-    SpotConfig,
-    StorageRetry,
     TuneConfig,
 )
 from tune_ckpt.driver.loop import TrialRunner
 from tune_ckpt.driver.scheduling import Scheduling, refuse_unwired
 from tune_ckpt.driver.scheduling import restore_state as restore_scheduler_state
-from tune_ckpt.errors import STORAGE_ERRORS, CheckpointError, ExperimentError, TrainableError
+from tune_ckpt.errors import STORAGE_ERRORS, ExperimentError, TrainableError
+from tune_ckpt.experiment_settings import (
+    SCHEDULER_FILE,
+    STOP_FILE,
+    experiment_settings,
+    restored_settings,
+)
 from tune_ckpt.journal import Journal
+from tune_ckpt.pickling_checks import check_param_space, pickle_problem, pickled_configs
 from tune_ckpt.progress import Progress
-from tune_ckpt.records import CheckpointRecord
-from tune_ckpt.result_files import ResultFiles, pickle_config, read_params, read_results
+from tune_ckpt.reconcile import check_restored_space, reconcile
+from tune_ckpt.result_files import ResultFiles, read_params
 from tune_ckpt.result_grid import Result, ResultGrid
-from tune_ckpt.search import Choice, generate_configs, space_structure
+from tune_ckpt.search import generate_configs, space_structure
 from tune_ckpt.storage import lease as lease_mod
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore
@@ -42,89 +43,6 @@ from tune_ckpt.trial import Trial, TrialStatus
 from tune_ckpt.trial_naming import experiment_tag, name_trials
 
 logger = logging.getLogger(__name__)
-
-STOP_FILE = "stop_criterion.pkl"
-SCHEDULER_FILE = "scheduler.pkl"
-
-
-def _pickle_problem(trainable: Any) -> str | None:
-    """None if ``trainable`` pickles; else which attribute or captured variable does not."""
-    from ray import cloudpickle
-
-    try:
-        cloudpickle.dumps(trainable)
-        return None
-    except Exception as exc:
-        whole = f"{type(exc).__name__}: {exc}"
-    if isinstance(trainable, type):
-        items = [
-            (f"attribute {k!r}", v) for k, v in vars(trainable).items() if not k.startswith("__")
-        ]
-    else:
-        try:
-            captured = inspect.getclosurevars(trainable)
-            items = [(f"captured variable {k!r}", v) for k, v in captured.nonlocals.items()]
-            items += [(f"global {k!r}", v) for k, v in captured.globals.items()]
-        except TypeError:
-            items = []
-    for label, value in items:
-        try:
-            cloudpickle.dumps(value)
-        except Exception as exc:
-            return f"its {label} ({type(value).__name__}) cannot be pickled: {exc}"
-    return whole
-
-
-def _unpicklable_key(value: Any, where: str) -> tuple[str, Any, Exception] | None:
-    """None if ``value`` pickles; else the deepest key path inside it that does not, with
-    that value and the error."""
-    from ray import cloudpickle
-
-    try:
-        cloudpickle.dumps(value)
-        return None
-    except Exception as exc:
-        whole = (where, value, exc)
-    children: list[tuple[str, Any]] = []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            children += [(f"{where} key {key!r}", key), (f"{where}[{key!r}]", child)]
-    elif isinstance(value, list | tuple):
-        children = [(f"{where}[{i}]", child) for i, child in enumerate(value)]
-    elif isinstance(value, Choice):
-        children = [(f"{where} category {c!r}", c) for c in value.categories]
-    for label, child in children:
-        found = _unpicklable_key(child, label)
-        if found is not None:
-            return found
-    return whole
-
-
-def _check_param_space(param_space: dict[str, Any]) -> None:
-    """Every config is persisted exactly (``params.pkl``), so the space must pickle."""
-    found = _unpicklable_key(param_space, "param_space")
-    if found is not None:
-        where, value, exc = found
-        raise TypeError(
-            f"{where}={value!r} cannot be persisted ({type(exc).__name__}: {exc}): a config "
-            "must pickle with cloudpickle, so a restored trial gets it back exactly"
-        )
-
-
-def _pickled_configs(trials: list[Trial]) -> dict[str, bytes]:
-    """Each trial's ``params.pkl``, by trial id."""
-    pickled = {}
-    for trial in trials:
-        try:
-            pickled[trial.trial_id] = pickle_config(trial.config)
-        except Exception as exc:
-            found = _unpicklable_key(trial.config, f"trial {trial.trial_id}'s config")
-            where, value, cause = found if found is not None else ("config", trial.config, exc)
-            raise TypeError(
-                f"{where}={value!r} cannot be persisted ({type(cause).__name__}: {cause}): "
-                "a config must pickle with cloudpickle"
-            ) from exc
-    return pickled
 
 
 def _name_of(trainable: Any) -> str:
@@ -151,7 +69,7 @@ class Tuner:
         run_config: RunConfig | None = None,
     ) -> None:
         self._trainable_cls = as_trainable_class(trainable)
-        problem = _pickle_problem(trainable)
+        problem = pickle_problem(trainable)
         if problem is not None:
             raise TrainableError(
                 f"trainable {_name_of(trainable)!r} cannot be sent to Ray workers: {problem}"
@@ -159,7 +77,7 @@ class Tuner:
         if param_space is not None and not isinstance(param_space, dict):
             raise TypeError(f"param_space={param_space!r} is invalid: a dict or None")
         if param_space is not None:
-            _check_param_space(param_space)
+            check_param_space(param_space)
         if tune_config is not None and not isinstance(tune_config, TuneConfig):
             raise TypeError(f"tune_config={tune_config!r} is invalid: a tune_ckpt.TuneConfig")
         if run_config is not None and not isinstance(run_config, RunConfig):
@@ -197,7 +115,7 @@ class Tuner:
         else:
             experiment, trials = self._new_experiment()
         # Pickled before anything is written: a config that cannot be persisted fails here.
-        pickled = _pickled_configs(
+        pickled = pickled_configs(
             [t for t in trials if self._restored is None or t.trial_id in self._reapplied]
         )
         lease = self._take_lease(experiment)
@@ -208,7 +126,12 @@ class Tuner:
             self._clear_restarted(experiment, journal)
             self._rewrite_reapplied(experiment, trials, pickled, journal)
             if self._restored is None:
-                journal.write_header(self._name, self._settings(experiment))
+                journal.write_header(
+                    self._name,
+                    experiment_settings(
+                        self._run_config, self._tune_config, self._param_space, experiment
+                    ),
+                )
                 for trial in trials:
                     ResultFiles(experiment, trial.trial_dir).write_params(
                         trial.config, pickled[trial.trial_id]
@@ -293,15 +216,6 @@ class Tuner:
         journal.flush()
         self._restart = {}
 
-    def _save_scheduler(self, experiment: StorageLocation) -> str | None:
-        scheduler = self._tune_config.scheduler
-        if scheduler is None:
-            return None
-        from ray import cloudpickle
-
-        experiment.write_bytes(SCHEDULER_FILE, cloudpickle.dumps(scheduler))
-        return SCHEDULER_FILE
-
     def _rewrite_reapplied(
         self,
         experiment: StorageLocation,
@@ -321,35 +235,6 @@ class Tuner:
                 journal.record(trial)
         journal.flush()
         self._reapplied = set()
-
-    def _settings(self, experiment: StorageLocation) -> dict[str, Any]:
-        """The run and tune settings a restore needs, as JSON (a stop callable is pickled
-        into its own file, the only non-JSON state)."""
-        rc = self._run_config
-        stop: Any = dict(rc.stop) if isinstance(rc.stop, Mapping) else None
-        if callable(rc.stop):
-            from ray import cloudpickle
-
-            experiment.write_bytes(STOP_FILE, cloudpickle.dumps(rc.stop))
-            stop = STOP_FILE
-        return {
-            "run_config": {
-                "stop": stop,
-                "checkpoint_config": dataclasses.asdict(rc.checkpoint_config),
-                "failure_config": dataclasses.asdict(rc.failure_config),
-                "verbose": rc.verbose,
-                "checkpoint_transfer": rc.checkpoint_transfer,
-                "storage_retry": dataclasses.asdict(rc.storage_retry),
-                "spot": dataclasses.asdict(rc.spot) if rc.spot is not None else None,
-            },
-            # The scheduler is an object: pickled into its own file, like a stop callable.
-            "tune_config": {
-                **_tune_settings(self._tune_config),
-                "scheduler": self._save_scheduler(experiment),
-            },
-            # What a restore checks a re-specified param_space against.
-            "param_space_structure": space_structure.describe(self._param_space),
-        }
 
     def _new_experiment(self) -> tuple[StorageLocation, list[Trial]]:
         rc = self._run_config
@@ -372,7 +257,12 @@ class Tuner:
             trials,
             tc.trial_name_creator,
             tc.trial_dirname_creator,
-            reserved=(journal_mod.JOURNAL_FILE, journal_mod.SEGMENTS_DIR, STOP_FILE),
+            reserved=(
+                journal_mod.JOURNAL_FILE,
+                journal_mod.SEGMENTS_DIR,
+                STOP_FILE,
+                SCHEDULER_FILE,
+            ),
         )
         return experiment, trials
 
@@ -426,7 +316,7 @@ class Tuner:
                 f"{experiment.uri()} was run with trainable {header.get('trainable')!r}, "
                 f"not {name!r}"
             )
-        settings = _restored_settings(header, experiment)
+        settings = restored_settings(header, experiment)
         if run_config is None:  # the policy the experiment was started with
             experiment = dataclasses.replace(experiment, retry=settings[0].storage_retry)
         tuner = cls(
@@ -436,7 +326,7 @@ class Tuner:
             run_config=run_config or settings[0],
         )
         if param_space is not None:
-            _check_restored_space(header, param_space, experiment)
+            check_restored_space(header, param_space, experiment)
         store = CheckpointStore(experiment)
         trials = list(trials_by_id.values())
         restart: dict[str, list[str]] = {}
@@ -449,7 +339,7 @@ class Tuner:
                 trial.config, changed = space_structure.apply_constants(trial.config, param_space)
                 if changed:
                     tuner._reapplied.add(trial.trial_id)
-            _reconcile(trial, experiment, store)
+            reconcile(trial, experiment, store)
             if trial.status == TrialStatus.ERROR:
                 if restart_errored:
                     # Deleted from storage by fit(), see Tuner._clear_restarted.
@@ -467,119 +357,3 @@ class Tuner:
         tuner._restored = (experiment, trials)
         tuner._restart = restart
         return tuner
-
-
-_NOT_PERSISTED = ("trial_name_creator", "trial_dirname_creator", "scheduler")
-"""TuneConfig fields the journal header records as None: functions only needed when trials
-are created (their names and folders are stored with each trial), which JSON cannot hold,
-and the scheduler (pickled into its own file, see ``_save_scheduler``)."""
-
-
-def _tune_settings(tune_config: TuneConfig) -> dict[str, Any]:
-    """The TuneConfig as the journal header holds it."""
-    return {
-        f.name: None if f.name in _NOT_PERSISTED else getattr(tune_config, f.name)
-        for f in dataclasses.fields(tune_config)
-    }
-
-
-def _check_restored_space(
-    header: dict[str, Any], param_space: dict[str, Any], experiment: StorageLocation
-) -> None:
-    """A param_space re-specified on restore must have the structure the experiment was
-    started with (same key paths, same domain classes, grid lengths and constant types)."""
-    original = header.get("param_space_structure")
-    if original is None:
-        logger.warning(
-            "%s was started before tune_ckpt recorded the structure of its param_space: the "
-            "param_space passed to Tuner.restore could not be checked against it (its "
-            "constants are applied as given)",
-            experiment.uri(),
-        )
-        return
-    difference = space_structure.first_difference(original, space_structure.describe(param_space))
-    if difference is not None:
-        raise ValueError(
-            f"param_space passed to Tuner.restore differs from the one {experiment.uri()} was "
-            f"started with: {difference}. Re-specify the same space; only constants' values "
-            "(object references, large objects) may change on restore"
-        )
-
-
-def _restored_settings(
-    header: dict[str, Any], experiment: StorageLocation
-) -> tuple[RunConfig, TuneConfig]:
-    """The RunConfig and TuneConfig an experiment was started with, from its journal."""
-    rc = dict(header.get("run_config") or {})
-    stop = rc.get("stop")
-    if stop == STOP_FILE:
-        from ray import cloudpickle
-
-        stop = cloudpickle.loads(experiment.read_bytes(STOP_FILE))
-    run_config = RunConfig(
-        stop=stop,
-        checkpoint_config=CheckpointConfig(**rc.get("checkpoint_config", {})),
-        failure_config=FailureConfig(**rc.get("failure_config", {})),
-        verbose=rc.get("verbose", 1),
-        checkpoint_transfer=rc.get("checkpoint_transfer", "auto"),
-        storage_retry=StorageRetry(**rc.get("storage_retry", {})),
-        spot=SpotConfig(**rc["spot"]) if rc.get("spot") else None,
-    )
-    tc = dict(header.get("tune_config") or {})
-    if tc.get("scheduler") == SCHEDULER_FILE:
-        from ray import cloudpickle
-
-        tc["scheduler"] = cloudpickle.loads(experiment.read_bytes(SCHEDULER_FILE))
-    return run_config, TuneConfig(**tc)
-
-
-def _reconcile(trial: Trial, experiment: StorageLocation, store: CheckpointStore) -> None:
-    """Make the trial's checkpoint records match what storage holds, and its result files
-    reach its newest checkpoint.
-
-    A checkpoint committed after the journal's last word (the driver died before it heard
-    of it) is used; the results leading up to it, which the driver may never have written,
-    come from its manifest, so the history stays continuous.
-    """
-    on_storage = store.list_committed(trial.trial_dir)
-    known = {r.path: r for r in trial.checkpoints}
-    history = read_results(experiment, trial.trial_dir)
-    last = max((int(r.get("training_iteration", 0)) for r in history), default=0)
-    unknown = {}
-    missing: list[dict[str, Any]] = []
-    for relative in list(on_storage):
-        if relative in known:
-            continue
-        try:
-            committed = store.read(relative)
-        except CheckpointError as exc:
-            # A damaged manifest: that checkpoint is bad, the older ones still count.
-            logger.warning("trial %s: skipping checkpoint %s", trial.trial_id, exc)
-            on_storage.remove(relative)
-            continue
-        unknown[relative] = committed
-        for result in committed.manifest.results:
-            if int(result.get("training_iteration", 0)) > last:
-                missing.append(result)
-                last = int(result["training_iteration"])
-    if missing:
-        files = ResultFiles(experiment, trial.trial_dir)
-        for result in missing:
-            files.add(result)
-        files.flush()
-        history.extend(missing)
-    by_iteration = {int(r.get("training_iteration", 0)): r for r in history}
-    trial.checkpoints = [
-        known[relative]
-        if relative in known
-        else CheckpointRecord(
-            relative,
-            unknown[relative].iteration,
-            dict(by_iteration.get(unknown[relative].iteration, {})),
-            unknown[relative].manifest_digest,
-            unknown[relative].manifest.created,
-        )
-        for relative in on_storage
-    ]
-    if trial.status == TrialStatus.RUNNING:
-        trial.status = TrialStatus.PENDING
