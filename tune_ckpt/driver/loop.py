@@ -12,18 +12,12 @@ import collections
 import contextlib
 import logging
 import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray.exceptions import (
-    ActorDiedError,
-    ActorUnavailableError,
-    RayActorError,
     RayError,
-    RayTaskError,
 )
 
 from tune_ckpt import result as keys
@@ -32,23 +26,25 @@ from tune_ckpt.config import RunConfig, TuneConfig
 from tune_ckpt.driver.actors import ActorPool, kill, terminate
 from tune_ckpt.driver.bookkeeping import CheckpointBook
 from tune_ckpt.driver.decisions import (
-    AfterFailure,
     StartupLosses,
     StopKeyError,
     StopRule,
-    after_failure,
 )
 from tune_ckpt.driver.drain_watch import POLL_S, DrainWatch
-from tune_ckpt.driver.emergency import DrainingTrial, EmergencyAction, SaveCostTracker
+from tune_ckpt.driver.emergency import SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
+from tune_ckpt.driver.loop_drains import DrainHandling
+from tune_ckpt.driver.loop_failures import FailureHandling, StopSweep
+from tune_ckpt.driver.loop_scheduling import SchedulerHandling
 from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
+from tune_ckpt.driver.runner_base import Call, Slot
 from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.errors import StorageError, TrialError
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
-from tune_ckpt.schedulers import SaveCheckpoint, SchedulerAction, SchedulerDecision, StopTrial
+from tune_ckpt.schedulers import SchedulerDecision
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import Trainable, resource_request
@@ -57,28 +53,7 @@ from tune_ckpt.trial import Trial, TrialStatus
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class _Slot:
-    """A trial that holds an actor."""
-
-    trial: Trial
-    actor: Any
-    resources: dict[str, float]
-    files: ResultFiles
-    answered: bool = False  # the actor has completed a call, so it did start
-    node_id: str = ""
-    saved_at: float = field(default_factory=time.monotonic)  # its last checkpoint, or start
-    stop_after_pause: bool = False  # a scheduler stopped it while its pause save ran
-
-
-@dataclass
-class _Call:
-    slot: _Slot
-    # "train" | "save" | "save_end" | "pause" | "probe" | "restore" | "reset" | "evacuate"
-    kind: str
-
-
-class TrialRunner:
+class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     """Runs a set of trials of one trainable to completion."""
 
     def __init__(
@@ -115,8 +90,8 @@ class TrialRunner:
         self._marker = marker
         self._progress = progress
         self._placement = Placement()
-        self._inflight: dict[ray.ObjectRef, _Call] = {}
-        self._slots: dict[str, _Slot] = {}
+        self._inflight: dict[ray.ObjectRef, Call] = {}
+        self._slots: dict[str, Slot] = {}
         # Trials that may start: PENDING, and PAUSED ones a scheduler may resume.
         self._pending: collections.deque[Trial] = collections.deque(
             t for t in trials if t.status in (TrialStatus.PENDING, TrialStatus.PAUSED)
@@ -161,7 +136,7 @@ class TrialRunner:
                     self._dispatch(ref, self._inflight.pop(ref))
         finally:
             self._shutdown()
-        if self._abort is not None and not isinstance(self._abort, _StopSweep):
+        if self._abort is not None and not isinstance(self._abort, StopSweep):
             raise self._abort
 
     def _request(self, trial: Trial) -> dict[str, float]:
@@ -182,23 +157,6 @@ class TrialRunner:
                     return
             self._pending.remove(trial)
             self._start(trial, request)
-
-    def _next_trial(self) -> Trial | None:
-        if not self._sched.active:
-            return self._pending[0]
-        chosen = self._sched.next_trial(set(self._slots))
-        if chosen is not None and any(t is chosen for t in self._pending):
-            return chosen
-        if not self._slots and not self._inflight:
-            # Nothing runs that could change the scheduler's mind: run the first waiting
-            # trial rather than wait forever.
-            logger.warning(
-                "%s chose no trial while nothing runs; starting %s",
-                self._sched.name,
-                self._pending[0].trial_id,
-            )
-            return self._pending[0]
-        return None
 
     def _context(self, trial: Trial) -> TrialContext:
         return TrialContext(
@@ -224,12 +182,12 @@ class TrialRunner:
         # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
         reusable = None if trial.checkpoints else self._actors.take_idle(request)
         if reusable is not None:
-            slot = _Slot(trial, reusable, request, files)
+            slot = Slot(trial, reusable, request, files)
             self._slots[trial.trial_id] = slot
             trial.set_status(TrialStatus.RUNNING)
             use_reset_config = self._tune_config.reuse_actors is True
             ref = reusable.reset.remote(trial.config, self._context(trial), use_reset_config)
-            self._inflight[ref] = _Call(slot, "reset")
+            self._inflight[ref] = Call(slot, "reset")
             return
         self._actors.stop_idle()  # idle actors of another shape hold what it may need
         self._start_fresh(trial, request, files)
@@ -238,7 +196,7 @@ class TrialRunner:
         actor = self._actors.start(
             request, trial.config, self._context(trial), self._placement.avoid()
         )
-        slot = _Slot(trial, actor, request, files)
+        slot = Slot(trial, actor, request, files)
         self._slots[trial.trial_id] = slot
         trial.set_status(TrialStatus.RUNNING)
         try:
@@ -248,19 +206,19 @@ class TrialRunner:
             self._on_failure(slot, exc)
             return
         if trial.checkpoints:
-            self._inflight[actor.shares_storage.remote()] = _Call(slot, "probe")
+            self._inflight[actor.shares_storage.remote()] = Call(slot, "probe")
         else:
             self._progress.trial_started(trial, None)
             self._train(slot)
 
-    def _train(self, slot: _Slot) -> None:
+    def _train(self, slot: Slot) -> None:
         if self._evacuation.evacuating(slot.trial.trial_id):
             return  # its node is draining: it saves and moves, or has moved already
-        self._inflight[slot.actor.train_batch.remote()] = _Call(slot, "train")
+        self._inflight[slot.actor.train_batch.remote()] = Call(slot, "train")
 
     # -- dispatching results ---------------------------------------------------------------
 
-    def _dispatch(self, ref: ray.ObjectRef, call: _Call) -> None:
+    def _dispatch(self, ref: ray.ObjectRef, call: Call) -> None:
         slot = call.slot
         if self._slots.get(slot.trial.trial_id) is not slot:
             return  # a call to an actor the trial no longer holds (it ended or moved)
@@ -299,7 +257,7 @@ class TrialRunner:
             logger.error("storage failed on the driver; ending the sweep: %s", exc)
             self._abort = exc
 
-    def _on_steps(self, slot: _Slot, outcomes: list[StepOutcome]) -> None:
+    def _on_steps(self, slot: Slot, outcomes: list[StepOutcome]) -> None:
         """Record a batch of steps in order; what happens next follows the last one (the
         worker ends a batch at any step that needs a decision)."""
         trial = slot.trial
@@ -339,16 +297,16 @@ class TrialRunner:
                 return
         self._train(slot)
 
-    def _end(self, slot: _Slot) -> None:
+    def _end(self, slot: Slot) -> None:
         """The trial stops: checkpoint at end if asked (and not already), then finish."""
         latest = slot.trial.latest_checkpoint
         already = latest is not None and latest.iteration == slot.trial.iteration
         if self._ckpt_config.checkpoint_at_end and not already and slot.trial.iteration > 0:
-            self._inflight[slot.actor.save.remote()] = _Call(slot, "save_end")
+            self._inflight[slot.actor.save.remote()] = Call(slot, "save_end")
         else:
             self._finish(slot, TrialStatus.TERMINATED)
 
-    def _on_saved(self, slot: _Slot, saved: SavedCheckpoint | None) -> None:
+    def _on_saved(self, slot: Slot, saved: SavedCheckpoint | None) -> None:
         if saved is not None:
             started = time.monotonic()
             self._book.record_saved(slot.trial, slot.files, saved)
@@ -357,71 +315,13 @@ class TrialRunner:
             self._save_costs.record(slot.trial.trial_id, cost)
             slot.saved_at = time.monotonic()
 
-    # -- scheduler decisions ---------------------------------------------------------------
-
-    def _apply(self, actions: list[SchedulerAction]) -> None:
-        """Carry out what a scheduler asked for trials other than by its decision."""
-        for action in actions:
-            slot = self._slots.get(action.trial_id)
-            if isinstance(action, SaveCheckpoint):
-                if slot is not None and slot.trial.status == TrialStatus.RUNNING:
-                    # Submitted before its next step: the checkpoint is of this result.
-                    self._inflight[slot.actor.save.remote()] = _Call(slot, "save")
-            elif isinstance(action, StopTrial):
-                self._stop_by_scheduler(action.trial_id, slot)
-
-    def _stop_by_scheduler(self, trial_id: str, slot: _Slot | None) -> None:
-        if slot is not None:
-            if slot.trial.status == TrialStatus.PAUSED:
-                slot.stop_after_pause = True  # once its pause checkpoint is committed
-            else:
-                self._end(slot)
-            return
-        for trial in [t for t in self._pending if t.trial_id == trial_id]:
-            self._pending.remove(trial)
-            self._conclude(trial, TrialStatus.TERMINATED, self._sched.removed)
-
-    def _pause(self, slot: _Slot) -> None:
-        """PAUSE: a checkpoint first, then the resources go back; it resumes from exactly
-        that checkpoint, on any node, when the scheduler chooses it."""
-        slot.trial.set_status(TrialStatus.PAUSED)
-        self._inflight[slot.actor.save.remote()] = _Call(slot, "pause")
-
-    def _on_paused(self, slot: _Slot, saved: SavedCheckpoint | None) -> None:
-        trial = slot.trial
-        self._on_saved(slot, saved)
-        latest = trial.latest_checkpoint
-        self._vacate(slot, terminate)
-        if latest is None or latest.iteration < trial.iteration:
-            trial.error = (
-                f"trial {trial.trial_id} cannot be paused by {self._sched.name}: its trainable "
-                "gave no checkpoint (class API: implement save_checkpoint; function API: pass "
-                "a Checkpoint or a checkpoint callable to report())"
-            )
-            logger.error("%s", trial.error)
-            self._conclude(trial, TrialStatus.ERROR, self._sched.errored)
-        elif slot.stop_after_pause:
-            self._conclude(trial, TrialStatus.TERMINATED, self._sched.removed)
-        else:
-            self._book.journal(trial)
-            self._pending.append(trial)
-
-    def _conclude(
-        self, trial: Trial, status: TrialStatus, hook: Callable[[Trial], list[SchedulerAction]]
-    ) -> None:
-        """A trial that holds no actor ends: journaled, shown, and the scheduler told."""
-        trial.set_status(status)
-        self._book.journal(trial)
-        self._progress.finished(trial)
-        self._apply(hook(trial))
-
     # -- restore ---------------------------------------------------------------------------
 
-    def _restore(self, slot: _Slot, shares_storage: bool) -> None:
+    def _restore(self, slot: Slot, shares_storage: bool) -> None:
         candidates = self._book.candidates(slot.trial)
         if shares_storage:
             ref = slot.actor.restore.remote(candidates)
-            self._inflight[ref] = _Call(slot, "restore")
+            self._inflight[ref] = Call(slot, "restore")
             return
         for candidate in candidates:
             try:
@@ -435,11 +335,11 @@ class TrialRunner:
                 return
             if packed is not None:
                 ref = slot.actor.restore.remote([candidate], packed)
-                self._inflight[ref] = _Call(slot, "restore")
+                self._inflight[ref] = Call(slot, "restore")
                 return
         self._on_restored(slot, RestoreOutcome(None))
 
-    def _on_restored(self, slot: _Slot, outcome: RestoreOutcome) -> None:
+    def _on_restored(self, slot: Slot, outcome: RestoreOutcome) -> None:
         trial = slot.trial
         for reason in outcome.skipped:
             logger.warning("trial %s: skipping checkpoint %s", trial.trial_id, reason)
@@ -453,64 +353,13 @@ class TrialRunner:
         self._progress.trial_started(trial, self._experiment.uri(used.path) if used else None)
         self._train(slot)
 
-    def _on_reset(self, slot: _Slot) -> None:
+    def _on_reset(self, slot: Slot) -> None:
         self._progress.trial_started(slot.trial, None)
         self._train(slot)
 
-    # -- draining nodes --------------------------------------------------------------------
-
-    def _watch_drains(self) -> None:
-        """A node newly draining takes no new trials, its idle actors stop, and its trials
-        save (most valuable first, within the deadline) and move."""
-        draining = self._drain_watch.poll()
-        if draining is None:
-            return
-        self._placement.set_draining(frozenset(draining))
-        for node in self._evacuation.new_drains(draining):
-            self._actors.stop_idle(node)
-            self._evacuate(node, draining[node])
-
-    def _evacuate(self, node: str, deadline: float | None) -> None:
-        slots = [s for s in self._slots.values() if s.node_id == node]
-        now = time.monotonic()
-        trials = []
-        for slot in slots:
-            latest = slot.trial.latest_checkpoint
-            unsaved = latest is None or latest.iteration < slot.trial.iteration
-            trials.append(
-                DrainingTrial(
-                    slot.trial.trial_id,
-                    unsaved_s=max(0.0, now - slot.saved_at) if unsaved else 0.0,
-                    weight=max(
-                        1.0, slot.resources.get("CPU", 0.0) + slot.resources.get("GPU", 0.0)
-                    ),
-                    save_cost_s=self._save_costs.estimate(slot.trial.trial_id),
-                    has_unsaved=unsaved and slot.trial.iteration > 0,
-                )
-            )
-        plan = self._evacuation.plan(node, trials, deadline, time.time())
-        for slot in slots:
-            if plan.action(slot.trial.trial_id) != EmergencyAction.SAVE:
-                self._on_preempted(slot)  # at once: resumes from its last checkpoint
-        self._start_evacuation_saves()
-
-    def _start_evacuation_saves(self) -> None:
-        for trial_id in self._evacuation.startable():
-            slot = self._slots.get(trial_id)
-            if slot is not None:
-                self._inflight[slot.actor.save.remote()] = _Call(slot, "evacuate")
-
-    def _on_evacuated(self, slot: _Slot, saved: SavedCheckpoint | None) -> None:
-        """An emergency checkpoint is committed (None: nothing new to save, or a function
-        that gave no checkpoint): the trial moves, restored from it elsewhere."""
-        if slot.trial.trial_id not in self._slots:
-            return  # it ended meanwhile
-        self._on_saved(slot, saved)
-        self._on_preempted(slot)
-
     # -- ending trials ---------------------------------------------------------------------
 
-    def _finish(self, slot: _Slot, status: TrialStatus) -> None:
+    def _finish(self, slot: Slot, status: TrialStatus) -> None:
         trial = slot.trial
         self._drop_calls(slot)
         trial.set_status(status)
@@ -529,7 +378,7 @@ class TrialRunner:
         if status == TrialStatus.TERMINATED:
             self._apply(self._sched.completed(trial))
 
-    def _vacate(self, slot: _Slot, end_actor: Callable[[Any], None]) -> None:
+    def _vacate(self, slot: Slot, end_actor: Callable[[Any], None]) -> None:
         """The trial gives its actor and resources back (``end_actor``: kill or terminate)."""
         self._drop_calls(slot)
         end_actor(slot.actor)
@@ -538,66 +387,13 @@ class TrialRunner:
         self._evacuation.forget(slot.trial.trial_id)
         slot.files.flush()
 
-    def _release(self, slot: _Slot, refresh: bool) -> None:
+    def _release(self, slot: Slot, refresh: bool) -> None:
         """Forget a trial's actor after it died or was preempted, and kill what is left."""
         self._vacate(slot, kill)
         self._placement.refresh(force=refresh)
         self._start_evacuation_saves()  # its lane on a draining node frees
 
-    def _on_preempted(self, slot: _Slot) -> None:
-        """Reschedule a preempted trial from its latest checkpoint; not a failure."""
-        trial = slot.trial
-        self._release(slot, refresh=True)
-        trial.num_preemptions += 1
-        self._progress.preempted(trial)
-        trial.set_status(TrialStatus.PENDING)
-        self._book.journal(trial)
-        self._pending.appendleft(trial)
-
-    def _lost_before_start(self, slot: _Slot, exc: BaseException) -> bool:
-        """An actor that never ran lost to the cluster (placed on a node that was dying but
-        not yet declared dead), rather than a failure of the trial. Bounded, so a trainable
-        whose process dies while starting still uses up its failures."""
-        if slot.answered or not isinstance(exc, RayActorError) or isinstance(exc, RayTaskError):
-            return False
-        if getattr(exc, "actor_init_failed", False):
-            return False
-        return self._startup_losses.forgive(slot.trial.trial_id)
-
-    def _on_failure(self, slot: _Slot, exc: BaseException) -> None:
-        if isinstance(exc, ActorDiedError) and getattr(exc, "preempted", False):
-            # The node was drained for preemption before the worker could report it.
-            self._on_preempted(slot)
-            return
-        trial = slot.trial
-        if isinstance(exc, ActorUnavailableError) and slot.node_id:
-            self._placement.suspect(slot.node_id)
-        if self._lost_before_start(slot, exc):
-            logger.warning("trial %s: its new actor was lost before it started (%s); "
-                           "rescheduling", trial.trial_id, type(exc).__name__)  # fmt: skip
-            self._release(slot, refresh=True)
-            trial.set_status(TrialStatus.PENDING)
-            self._pending.appendleft(trial)
-            return
-        error = _describe(exc)
-        self._release(slot, refresh=isinstance(exc, RayActorError))
-        trial.num_failures += 1
-        decision = after_failure(trial, self._failure_config)
-        retry = decision == AfterFailure.RETRY
-        self._progress.failed(trial, error, retry, has_checkpoint=bool(trial.checkpoints))
-        if retry:
-            trial.set_status(TrialStatus.PENDING)
-            self._book.journal(trial)
-            self._pending.appendleft(trial)
-            return
-        trial.error = error
-        self._conclude(trial, TrialStatus.ERROR, self._sched.errored)
-        if decision == AfterFailure.RAISE:
-            self._abort = TrialError(error)
-        elif decision == AfterFailure.STOP_SWEEP:
-            self._abort = _StopSweep()
-
-    def _drop_calls(self, slot: _Slot) -> None:
+    def _drop_calls(self, slot: Slot) -> None:
         for ref, call in list(self._inflight.items()):
             if call.slot is slot:
                 del self._inflight[ref]
@@ -608,7 +404,7 @@ class TrialRunner:
         journal, so Tuner.restore resumes them. Actors are stopped first, whatever storage
         does; a storage failure while flushing is logged, so the error that ended the sweep
         is the one raised."""
-        ended_by_fail_fast = isinstance(self._abort, TrialError | _StopSweep)
+        ended_by_fail_fast = isinstance(self._abort, TrialError | StopSweep)
         for slot in list(self._slots.values()):
             terminate(slot.actor)
         self._actors.stop_idle()
@@ -638,13 +434,3 @@ class TrialRunner:
             logger.error("while ending the sweep: %s", exc)
             if self._abort is None:
                 self._abort = exc
-
-
-class _StopSweep(Exception):
-    """fail_fast=True: end the sweep quietly after the first error."""
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, RayTaskError):
-        return str(exc)
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

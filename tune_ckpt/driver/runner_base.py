@@ -1,0 +1,81 @@
+"""What the driver loop's parts share: the trials holding actors (``Slot``), the calls in
+flight (``Call``), and ``RunnerBase``, the state and steps that ``loop.TrialRunner``
+provides and its handlers (``loop_drains``, ``loop_scheduling``) use."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tune_ckpt.driver.actors import ActorPool
+from tune_ckpt.driver.bookkeeping import CheckpointBook
+from tune_ckpt.driver.drain_watch import DrainWatch
+from tune_ckpt.driver.emergency import SaveCostTracker
+from tune_ckpt.driver.evacuation import Evacuation
+from tune_ckpt.driver.placement import Placement
+from tune_ckpt.driver.scheduling import Scheduling
+from tune_ckpt.persistence import SavedCheckpoint
+from tune_ckpt.progress import Progress
+from tune_ckpt.result_files import ResultFiles
+from tune_ckpt.schedulers import SchedulerAction
+from tune_ckpt.trial import Trial, TrialStatus
+
+
+@dataclass
+class Slot:
+    """A trial that holds an actor."""
+
+    trial: Trial
+    actor: Any
+    resources: dict[str, float]
+    files: ResultFiles
+    answered: bool = False  # the actor has completed a call, so it did start
+    node_id: str = ""
+    saved_at: float = field(default_factory=time.monotonic)  # its last checkpoint, or start
+    stop_after_pause: bool = False  # a scheduler stopped it while its pause save ran
+
+
+@dataclass
+class Call:
+    slot: Slot
+    # "train" | "save" | "save_end" | "pause" | "probe" | "restore" | "reset" | "evacuate"
+    kind: str
+
+
+class RunnerBase:
+    """The loop's state, and the steps of its core that the handlers call."""
+
+    _slots: dict[str, Slot]
+    _inflight: dict[Any, Call]
+    _pending: collections.deque[Trial]
+    _placement: Placement
+    _actors: ActorPool
+    _book: CheckpointBook
+    _progress: Progress
+    _sched: Scheduling
+    _evacuation: Evacuation
+    _drain_watch: DrainWatch
+    _save_costs: SaveCostTracker
+
+    def _end(self, slot: Slot) -> None:
+        raise NotImplementedError
+
+    def _on_saved(self, slot: Slot, saved: SavedCheckpoint | None) -> None:
+        raise NotImplementedError
+
+    def _on_preempted(self, slot: Slot) -> None:
+        raise NotImplementedError
+
+    def _vacate(self, slot: Slot, end_actor: Callable[[Any], None]) -> None:
+        raise NotImplementedError
+
+    def _release(self, slot: Slot, refresh: bool) -> None:
+        raise NotImplementedError
+
+    def _conclude(
+        self, trial: Trial, status: TrialStatus, hook: Callable[[Trial], list[SchedulerAction]]
+    ) -> None:
+        raise NotImplementedError
