@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from faultfs import KINDS, make_error
 
-from tune_ckpt.config import RunConfig, StorageRetry
+from tune_ckpt.config import RunConfig, StorageRetry, TuneConfig
 from tune_ckpt.errors import (
     StorageError,
     StorageFullError,
@@ -21,6 +21,7 @@ from tune_ckpt.errors import (
     StoragePermissionError,
     StorageUnavailableError,
 )
+from tune_ckpt.experiment_settings import experiment_settings
 from tune_ckpt.journal import Journal
 from tune_ckpt.storage.retry import attempt_once, classify, retrying
 from tune_ckpt.tuner import Tuner
@@ -293,7 +294,8 @@ def test_run_config_policy_reaches_locations_and_survives_restore(tmp_path: Path
     assert pickle.loads(pickle.dumps(experiment)).retry == policy
     experiment.makedirs()
     journal = Journal(experiment)
-    journal.write_header(_trainable.__name__, tuner._settings(experiment))
+    settings = experiment_settings(run_config, TuneConfig(), {}, experiment)
+    journal.write_header(_trainable.__name__, settings)
     for trial in trials:
         journal.record(trial)
     journal.flush()
