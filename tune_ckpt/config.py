@@ -342,10 +342,25 @@ SpotProvider = Literal["aws", "gcp", "auto"]
 METADATA_URL = "http://169.254.169.254"  # both clouds' link-local instance metadata service
 
 
+def finite_number(
+    name: str, value: object, minimum: float, strict: bool, what: str = "a finite number"
+) -> float:
+    """``value`` as a float when it is a finite number above ``minimum`` (``strict``) or
+    not below it; else ValueError naming ``name``, the value and what is allowed."""
+    number = (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    )
+    if (
+        number is None
+        or not math.isfinite(number)
+        or (number <= minimum if strict else number < minimum)
+    ):
+        raise _bad(name, value, f"{what} {'>' if strict else '>='} {minimum:g}")
+    return number
+
+
 def _spot_seconds(name: str, value: object, minimum: float, strict: bool) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= minimum if strict else value < minimum):  # type: ignore[operator]
-        raise _bad(name, value, f"a number of seconds {'>' if strict else '>='} {minimum:g}")
+    finite_number(name, value, minimum, strict, what="a number of seconds")
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ saves of very different sizes near the budget; the runner re-plans as saves fini
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from tune_ckpt.config import finite_number
 
 
 class EmergencyAction(enum.Enum):
@@ -39,11 +40,7 @@ def _bad(name: str, value: object, allowed: str) -> ValueError:
     return ValueError(f"{name}={value!r} is invalid: {allowed}")
 
 
-def _number(name: str, value: object, minimum: float, strict: bool) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= minimum if strict else value < minimum):  # type: ignore[operator]
-        raise _bad(name, value, f"a finite number {'>' if strict else '>='} {minimum:g}")
-    return float(value)  # type: ignore[arg-type]
+_number = finite_number
 
 
 @dataclass(frozen=True)
