@@ -359,10 +359,6 @@ def finite_number(
     return number
 
 
-def _spot_seconds(name: str, value: object, minimum: float, strict: bool) -> None:
-    finite_number(name, value, minimum, strict, what="a number of seconds")
-
-
 @dataclass(frozen=True)
 class SpotConfig:
     """Watching for spot interruption notices: one watcher per node turns the cloud's
@@ -389,9 +385,9 @@ class SpotConfig:
     def __post_init__(self) -> None:
         if self.provider not in ("aws", "gcp", "auto"):
             raise _bad("provider", self.provider, "one of aws, gcp, auto")
-        _spot_seconds("poll_s", self.poll_s, 0, strict=True)
-        _spot_seconds("margin_s", self.margin_s, 0, strict=False)
-        _spot_seconds("timeout_s", self.timeout_s, 0, strict=True)
+        finite_number("poll_s", self.poll_s, 0, True, what="a number of seconds")
+        finite_number("margin_s", self.margin_s, 0, False, what="a number of seconds")
+        finite_number("timeout_s", self.timeout_s, 0, True, what="a number of seconds")
         url = self.metadata_url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise _bad("metadata_url", url, "an http:// or https:// URL")

@@ -167,11 +167,6 @@ def choose_transfer(ctx: TrialContext) -> TransferChoice:
     return choice
 
 
-def shares_storage(ctx: TrialContext) -> bool:
-    """Whether this worker persists checkpoints itself (see module docs)."""
-    return choose_transfer(ctx).shared
-
-
 def _probe(ctx: TrialContext) -> TransferChoice:
     """Shared when the driver's marker is visible and a probe file can be created and
     deleted beside it. Local disk without the marker is a node that does not share the

@@ -40,9 +40,6 @@ def _bad(name: str, value: object, allowed: str) -> ValueError:
     return ValueError(f"{name}={value!r} is invalid: {allowed}")
 
 
-_number = finite_number
-
-
 @dataclass(frozen=True)
 class EmergencyPolicy:
     """The timing rules of emergency checkpoints.
@@ -64,10 +61,10 @@ class EmergencyPolicy:
     lanes: int = 2
 
     def __post_init__(self) -> None:
-        _number("default_deadline_s", self.default_deadline_s, 0, strict=True)
-        _number("poll_interval_s", self.poll_interval_s, 0, strict=False)
-        _number("min_margin_s", self.min_margin_s, 0, strict=False)
-        fraction = _number("margin_fraction", self.margin_fraction, 0, strict=False)
+        finite_number("default_deadline_s", self.default_deadline_s, 0, strict=True)
+        finite_number("poll_interval_s", self.poll_interval_s, 0, strict=False)
+        finite_number("min_margin_s", self.min_margin_s, 0, strict=False)
+        fraction = finite_number("margin_fraction", self.margin_fraction, 0, strict=False)
         if fraction >= 1:
             raise _bad("margin_fraction", self.margin_fraction, "a number in [0, 1)")
         if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
@@ -119,9 +116,9 @@ class DrainingTrial:
     def __post_init__(self) -> None:
         if not isinstance(self.trial_id, str) or not self.trial_id:
             raise _bad("trial_id", self.trial_id, "a non-empty string")
-        _number("unsaved_s", self.unsaved_s, 0, strict=False)
-        _number("weight", self.weight, 0, strict=True)
-        _number("save_cost_s", self.save_cost_s, 0, strict=True)
+        finite_number("unsaved_s", self.unsaved_s, 0, strict=False)
+        finite_number("weight", self.weight, 0, strict=True)
+        finite_number("save_cost_s", self.save_cost_s, 0, strict=True)
 
     @property
     def value(self) -> float:
@@ -237,16 +234,16 @@ class SaveCostTracker:
     """
 
     def __init__(self, alpha: float = 0.3, default_s: float = 5.0) -> None:
-        if _number("alpha", alpha, 0, strict=True) > 1:
+        if finite_number("alpha", alpha, 0, strict=True) > 1:
             raise _bad("alpha", alpha, "a number in (0, 1]")
         self.alpha = float(alpha)
-        self.default_s = _number("default_s", default_s, 0, strict=True)
+        self.default_s = finite_number("default_s", default_s, 0, strict=True)
         self._average: dict[str, float] = {}
 
     def record(self, trial_id: str, seconds: float) -> None:
         """Fold in one measured save of ``trial_id`` (from the start of the save to its
         commit, as the worker reports it)."""
-        seconds = _number("seconds", seconds, 0, strict=False)
+        seconds = finite_number("seconds", seconds, 0, strict=False)
         previous = self._average.get(trial_id)
         self._average[trial_id] = (
             seconds if previous is None else previous + self.alpha * (seconds - previous)
