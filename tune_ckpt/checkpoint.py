@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from tune_ckpt.storage.location import StorageLocation, backend_errors
+from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.manifest import METADATA_NAME, UNLISTED
 from tune_ckpt.storage.packing import PackedCheckpoint
 from tune_ckpt.storage.paths import check_relative
@@ -69,16 +69,22 @@ class Checkpoint:
     ) -> None:
         self._path: str | None = None
         self._fs: pafs.FileSystem | None = None
+        # Every call on the directory goes through it, so transient errors are retried.
+        self._location: StorageLocation | None = None
         self._dict: dict[str, Any] | None = None
         self._packed: PackedCheckpoint | None = None
         self._metadata: dict[str, Any] | None = None
         if path is not None:
             if filesystem is None:
                 location = StorageLocation.resolve(os.fspath(path))
-                filesystem, resolved = location.fs, location.root
             else:
                 resolved = os.fspath(path).rstrip("/")
-            self._path, self._fs = resolved, filesystem
+                location = StorageLocation(filesystem, resolved, resolved)
+            self._at(location)
+
+    def _at(self, location: StorageLocation) -> Checkpoint:
+        self._location, self._path, self._fs = location, location.root, location.fs
+        return self
 
     # -- construction ----------------------------------------------------------------------
 
@@ -98,6 +104,12 @@ class Checkpoint:
         checkpoint = cls()
         checkpoint._dict = dict(data)
         return checkpoint
+
+    @classmethod
+    def at(cls, location: StorageLocation) -> Checkpoint:
+        """The checkpoint directory at ``location``'s root, its calls retried under the
+        location's policy (the experiment's ``RunConfig(storage_retry=...)``)."""
+        return cls()._at(location)
 
     @classmethod
     def from_packed(cls, packed: PackedCheckpoint) -> Checkpoint:
@@ -134,15 +146,7 @@ class Checkpoint:
         return None
 
     def _is_file(self, name: str) -> bool:
-        if self._path is None or self._fs is None:
-            return False
-        with backend_errors(self._uri(name)):
-            info = self._fs.get_file_info(f"{self._path}/{name}")
-        return bool(info.type == pafs.FileType.File)
-
-    def _uri(self, name: str = "") -> str:
-        base = self._path or "<memory>"
-        return f"{base}/{name}" if name else base
+        return self._location is not None and self._location.is_file(name)
 
     # -- conversions -----------------------------------------------------------------------
 
@@ -228,8 +232,8 @@ class Checkpoint:
         local = self._local_dir()
         if local is not None:
             return PackedCheckpoint.from_local_dir(local, metadata)
-        assert self._path is not None and self._fs is not None
-        location = StorageLocation(self._fs, self._path, self._path)
+        location = self._location
+        assert location is not None
         sources = []
         for info in location.list_dir("", recursive=True):
             if info.type != pafs.FileType.File:
@@ -246,13 +250,8 @@ class Checkpoint:
         """The user metadata (a JSON dict; empty when none was set)."""
         if self._metadata is None:
             self._metadata = {}
-            if self._is_file(METADATA_NAME):
-                assert self._fs is not None
-                with (
-                    backend_errors(self._uri(METADATA_NAME)),
-                    self._fs.open_input_stream(f"{self._path}/{METADATA_NAME}") as stream,
-                ):
-                    self._metadata = json.loads(stream.readall())
+            if self._location is not None and self._is_file(METADATA_NAME):
+                self._metadata = json.loads(self._location.read_bytes(METADATA_NAME))
         return dict(self._metadata)
 
     def set_metadata(self, metadata: Mapping[str, Any]) -> None:
@@ -260,12 +259,8 @@ class Checkpoint:
         directory checkpoint (the manifest does not cover it, so a committed checkpoint
         stays valid)."""
         self._metadata = _check_json(metadata)
-        if self._path is not None and self._fs is not None:
-            with (
-                backend_errors(self._uri(METADATA_NAME)),
-                self._fs.open_output_stream(f"{self._path}/{METADATA_NAME}") as out,
-            ):
-                out.write(json.dumps(self._metadata).encode())
+        if self._location is not None:
+            self._location.write_bytes(METADATA_NAME, json.dumps(self._metadata).encode())
 
     def update_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Merge ``metadata`` into the user metadata (JSON values only)."""

@@ -358,7 +358,7 @@ class CheckpointWriter:
             return None, RestoreOutcome(None, tuple(skipped))
         location = self.ctx.experiment.child(committed.path)
         outcome = RestoreOutcome(by_path[committed.path], tuple(skipped))
-        return Checkpoint(location.root, location.fs), outcome
+        return Checkpoint.at(location), outcome
 
 
 def _save_into(trainable: Trainable, directory: str) -> None:

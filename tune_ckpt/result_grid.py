@@ -75,8 +75,7 @@ class Result:
         cls, trial: Trial, experiment: StorageLocation, checkpoint_config: CheckpointConfig
     ) -> Result:
         def handle(relative: str) -> Checkpoint:
-            location = experiment.child(relative)
-            return Checkpoint(location.root, location.fs)
+            return Checkpoint.at(experiment.child(relative))
 
         latest = trial.latest_checkpoint
         # The counts as they stand at the end, which the last result may predate.

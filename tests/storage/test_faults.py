@@ -23,6 +23,7 @@ import ray
 from faultfs import FaultFS
 from s3server import BUCKET, MotoServer
 
+from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.config import StorageRetry
 from tune_ckpt.errors import (
     CheckpointNotFoundError,
@@ -110,8 +111,15 @@ def exercise(store: CheckpointStore, trees: list[Tree], make_dir: MakeDir) -> di
     assert verified_packed is not None
     newest = store.newest_verified(listed[::-1])
     assert newest is not None
+    # A Checkpoint handle on a committed folder (what a worker restores and a Result
+    # holds) makes its calls through the location too: retried, not failed.
+    handle = Checkpoint.at(loc.child(listed[-1]))
+    handle_packed = handle.pack()
     store.delete(listed[0])
     return {
+        "handle_is_dict": handle.is_dict,
+        "handle_metadata": handle.get_metadata(),
+        "handle_files": {path: bytes(handle_packed.file(path)) for path in handle_packed.paths},
         "files": [c.manifest.files for c in committed],
         "listed": listed,
         "verified": verified,
