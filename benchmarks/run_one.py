@@ -11,6 +11,7 @@ import sys
 import tempfile
 
 from benchmarks.drain import WORKLOADS as DRAIN
+from benchmarks.schedulers import WORKLOADS as SCHEDULERS
 from benchmarks.workloads import EXTRA, WORKLOADS, framework
 
 
@@ -18,7 +19,8 @@ def main() -> None:
     name, which, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
     storage = tempfile.mkdtemp(prefix=f"bench_{name}_{which}_")
     try:
-        figures = {**WORKLOADS, **EXTRA, **DRAIN}[name](framework(which), storage, *extra)
+        workload = {**WORKLOADS, **EXTRA, **DRAIN, **SCHEDULERS}[name]
+        figures = workload(framework(which), storage, *extra)
     finally:
         shutil.rmtree(storage, ignore_errors=True)
     print("BENCH " + json.dumps({"workload": name, "framework": which, **figures}), flush=True)
