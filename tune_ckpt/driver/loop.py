@@ -45,7 +45,7 @@ from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
-from tune_ckpt.schedulers import SchedulerDecision
+from tune_ckpt.schedulers import SchedulerAction, SchedulerDecision
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import Trainable, resource_request
@@ -285,15 +285,17 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                 slot.files.add(result)
                 self._source.result(trial, result)
                 self._progress.result(trial, result)
+            decision, actions = SchedulerDecision.CONTINUE, list[SchedulerAction]()
+            if new and self._sched.active and not outcome.finished:
+                # Heard before the checkpoint of this step is journaled, so the state saved
+                # with that entry includes it: a trial restored from it never replays it.
+                decision, actions = self._sched.result(trial, result)
             if outcome.saved is not None:
                 self._on_saved(slot, outcome.saved)
+            self._apply(actions)
             if outcome.preempted:
                 self._on_preempted(slot)
                 return
-            decision = SchedulerDecision.CONTINUE
-            if new and self._sched.active and not outcome.finished:
-                decision, actions = self._sched.result(trial, result)
-                self._apply(actions)
             if decision == SchedulerDecision.PAUSE:
                 self._pause(slot)
                 return
