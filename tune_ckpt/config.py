@@ -289,6 +289,12 @@ class TuneConfig:
             ``HyperBandScheduler``, ``MedianStoppingRule``, your own subclass) deciding after
             every result whether a trial continues, pauses (a checkpoint, then its resources
             go back) or stops; None runs every trial to its end, in order.
+        search_alg: a ``tune_ckpt.search.Searcher`` (``OptunaSearch``,
+            ``BasicVariantGenerator``, ``ConcurrencyLimiter``, your own subclass) suggesting
+            each trial's config when the driver has room for it, and hearing every result;
+            ``num_samples`` trials in all (the basic generator: repeats of the grid). None
+            creates every trial from the ``param_space`` up front. Kept with the experiment
+            (with its state), so ``Tuner.restore`` continues its suggestions.
         trial_name_creator: ``fn(trial) -> str``, the trial's name (``get_trial_name()``,
             the display); default: the name of its folder. Called once, when the trial is
             created, with a :class:`~tune_ckpt.trial.Trial` (``trial_id``, ``config``,
@@ -309,6 +315,7 @@ class TuneConfig:
     max_concurrent_trials: int | None = None
     reuse_actors: bool | None = None
     scheduler: Any = None
+    search_alg: Any = None
     trial_name_creator: Callable[[Any], str] | None = None
     trial_dirname_creator: Callable[[Any], str] | None = None
 
@@ -317,6 +324,11 @@ class TuneConfig:
         hooks = ("on_trial_result", "choose_trial_to_run", "save_state", "restore_state")
         if scheduler is not None and not all(callable(getattr(scheduler, h, None)) for h in hooks):
             raise _bad("scheduler", scheduler, "a tune_ckpt.schedulers.TrialScheduler or None")
+        if self.search_alg is not None:
+            from tune_ckpt.search.searcher import Searcher  # pure; only when one is given
+
+            if not isinstance(self.search_alg, Searcher):
+                raise _bad("search_alg", self.search_alg, "a tune_ckpt.search.Searcher or None")
         if not _is_int(self.num_samples) or self.num_samples < 1:
             raise _bad("num_samples", self.num_samples, "an int >= 1")
         if self.mode not in (None, "min", "max"):

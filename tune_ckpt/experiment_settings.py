@@ -1,6 +1,6 @@
 """The run and tune settings an experiment keeps in its journal header, so ``Tuner.restore``
-runs it on as it was started: plain JSON, except a stop callable and a scheduler, each
-pickled into a file of its own."""
+runs it on as it was started: plain JSON, except a stop callable, a scheduler and a search
+algorithm (with the param_space it completes), each pickled into a file of its own."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ from tune_ckpt.storage.location import StorageLocation
 
 STOP_FILE = "stop_criterion.pkl"
 SCHEDULER_FILE = "scheduler.pkl"
+SEARCH_FILE = "search_alg.pkl"
+"""``{"search_alg": <the searcher as given, before any use>, "param_space": <the space>}``:
+the space too, since a searcher's suggestions are completed with its constants and a
+restore need not re-specify it."""
 
 
 def experiment_settings(
@@ -52,6 +56,7 @@ def experiment_settings(
         "tune_config": {
             **_tune_settings(tune_config),
             "scheduler": _save_scheduler(tune_config, experiment),
+            "search_alg": _save_search(tune_config, param_space, experiment),
         },
         # What a restore checks a re-specified param_space against.
         "param_space_structure": space_structure.describe(param_space),
@@ -68,10 +73,23 @@ def _save_scheduler(tune_config: TuneConfig, experiment: StorageLocation) -> str
     return SCHEDULER_FILE
 
 
-_NOT_PERSISTED = ("trial_name_creator", "trial_dirname_creator", "scheduler")
+def _save_search(
+    tune_config: TuneConfig, param_space: dict[str, Any], experiment: StorageLocation
+) -> str | None:
+    if tune_config.search_alg is None:
+        return None
+    from ray import cloudpickle
+
+    data = {"search_alg": tune_config.search_alg, "param_space": param_space}
+    experiment.write_bytes(SEARCH_FILE, cloudpickle.dumps(data))
+    return SEARCH_FILE
+
+
+_NOT_PERSISTED = ("trial_name_creator", "trial_dirname_creator", "scheduler", "search_alg")
 """TuneConfig fields the journal header records as None: functions only needed when trials
 are created (their names and folders are stored with each trial), which JSON cannot hold,
-and the scheduler (pickled into its own file, see ``_save_scheduler``)."""
+and the scheduler and search algorithm (pickled into files of their own, see
+``_save_scheduler`` and ``_save_search``)."""
 
 
 def _tune_settings(tune_config: TuneConfig) -> dict[str, Any]:
@@ -106,4 +124,15 @@ def restored_settings(
         from ray import cloudpickle
 
         tc["scheduler"] = cloudpickle.loads(experiment.read_bytes(SCHEDULER_FILE))
+    if tc.get("search_alg") == SEARCH_FILE:
+        tc["search_alg"] = restored_search(experiment)["search_alg"]
     return run_config, TuneConfig(**tc)
+
+
+def restored_search(experiment: StorageLocation) -> dict[str, Any]:
+    """The search algorithm as the experiment was started with it, and its param_space
+    (see ``SEARCH_FILE``)."""
+    from ray import cloudpickle
+
+    loaded: dict[str, Any] = cloudpickle.loads(experiment.read_bytes(SEARCH_FILE))
+    return loaded

@@ -155,20 +155,14 @@ def run(
     ``resume``: ``True``, ``"AUTO"``, ``"LOCAL"`` or ``"REMOTE"`` continue the experiment
     ``storage_path/name`` when it exists (through ``Tuner.restore``), else start it;
     ``"ERRORED_ONLY"`` also resumes errored trials. ``raise_on_failed_trial`` raises
-    :class:`~tune_ckpt.TuneError` when a trial ended in ERROR. Schedulers and search
-    algorithms are not accepted here yet.
+    :class:`~tune_ckpt.TuneError` when a trial ended in ERROR. ``scheduler`` and
+    ``search_alg`` are ``TuneConfig``'s.
     """
     if unknown:
         raise TypeError(
             f"run() got unexpected keyword arguments {sorted(unknown)}: tune_ckpt.run takes "
             "Ray Tune's tune.run arguments listed in its docstring"
         )
-    for label, value in (("scheduler", scheduler), ("search_alg", search_alg)):
-        if value is not None:
-            raise ValueError(
-                f"{label}={value!r}: schedulers and search algorithms are not wired into "
-                "tune_ckpt.run yet; pass None"
-            )
     if resume not in RESUME_VALUES:
         raise ValueError(f"resume={resume!r} is invalid: one of {RESUME_VALUES}")
     if resume == "PROMPT":
@@ -182,6 +176,8 @@ def run(
         mode=mode,
         max_concurrent_trials=max_concurrent_trials,
         reuse_actors=reuse_actors,
+        scheduler=scheduler,
+        search_alg=search_alg,
     )
     run_config = RunConfig(
         name=name,

@@ -17,13 +17,18 @@ from tune_ckpt.config import (
     TuneConfig,
 )
 from tune_ckpt.driver.loop import TrialRunner
+from tune_ckpt.driver.scheduling import STATE_FILE as SCHEDULER_STATE_FILE
 from tune_ckpt.driver.scheduling import Scheduling, refuse_unwired
 from tune_ckpt.driver.scheduling import restore_state as restore_scheduler_state
+from tune_ckpt.driver.trial_source import STATE_FILE as SEARCHER_STATE_FILE
+from tune_ckpt.driver.trial_source import TrialSource, build_trial
 from tune_ckpt.errors import STORAGE_ERRORS, ExperimentError, TrainableError
 from tune_ckpt.experiment_settings import (
     SCHEDULER_FILE,
+    SEARCH_FILE,
     STOP_FILE,
     experiment_settings,
+    restored_search,
     restored_settings,
 )
 from tune_ckpt.journal import Journal
@@ -32,17 +37,27 @@ from tune_ckpt.progress import Progress
 from tune_ckpt.reconcile import check_restored_space, reconcile
 from tune_ckpt.result_files import ResultFiles, read_params
 from tune_ckpt.result_grid import Result, ResultGrid
-from tune_ckpt.search import generate_configs, space_structure
+from tune_ckpt.search import SearchGenerator, generate_configs, space_structure
 from tune_ckpt.storage import lease as lease_mod
-from tune_ckpt.storage import paths
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import as_trainable_class
 from tune_ckpt.trial import Trial, TrialStatus
-from tune_ckpt.trial_naming import experiment_tag, name_trials
+from tune_ckpt.trial_naming import name_trials
 
 logger = logging.getLogger(__name__)
+
+RESERVED = (
+    journal_mod.JOURNAL_FILE,
+    journal_mod.SEGMENTS_DIR,
+    STOP_FILE,
+    SCHEDULER_FILE,
+    SCHEDULER_STATE_FILE,
+    SEARCH_FILE,
+    SEARCHER_STATE_FILE,
+)
+"""The experiment's own files, which no trial folder may take."""
 
 
 def _name_of(trainable: Any) -> str:
@@ -86,6 +101,9 @@ class Tuner:
         self._param_space = param_space or {}
         self._tune_config = tune_config or TuneConfig()
         refuse_unwired(self._tune_config.scheduler)
+        if self._tune_config.search_alg is not None:
+            self._check_search()
+        self._tag = uuid.uuid4().hex[:5]  # new trials' ids: <tag>_<index>
         self._run_config = run_config or RunConfig()
         self._restored: tuple[StorageLocation, list[Trial]] | None = None
         self._restart: dict[str, list[str]] = {}
@@ -139,6 +157,7 @@ class Tuner:
                     journal.record(trial)
                 journal.flush()
             scheduling = self._scheduling(experiment, trials)
+            source = self._trial_source(experiment, trials, journal, scheduling)
             progress.start(trials, experiment)
             runner = TrialRunner(
                 self._trainable_cls,
@@ -150,6 +169,7 @@ class Tuner:
                 lease.name,
                 progress,
                 scheduling,
+                source,
             )
             runner.run()
         except BaseException:
@@ -181,6 +201,46 @@ class Tuner:
             )
         scheduling.save_state()
         return scheduling
+
+    def _check_search(self) -> None:
+        """Bad search settings (a space given twice, ...) fail here, on a copy of the
+        searcher: the one given is pickled with the experiment before its first use."""
+        from ray import cloudpickle
+
+        tc = self._tune_config
+        copy = cloudpickle.loads(cloudpickle.dumps(tc.search_alg))
+        SearchGenerator(copy, self._param_space, tc.num_samples, tc.metric, tc.mode)
+
+    def _trial_source(
+        self,
+        experiment: StorageLocation,
+        trials: list[Trial],
+        journal: Journal,
+        scheduling: Scheduling,
+    ) -> TrialSource:
+        """With a search_alg, the searcher that creates trials as the sweep runs, continuing
+        from its saved state on a restored sweep; else a source that creates none."""
+        tc = self._tune_config
+        generator = None
+        if tc.search_alg is not None:
+            generator = SearchGenerator(
+                tc.search_alg, self._param_space, tc.num_samples, tc.metric, tc.mode
+            )
+        source = TrialSource(
+            generator,
+            trials,
+            experiment,
+            journal,
+            scheduling,
+            self._name,
+            self._tag,
+            (tc.trial_name_creator, tc.trial_dirname_creator),
+            RESERVED,
+        )
+        if self._restored is not None:
+            source.restore(list(trials))
+        source.save_state()
+        return source
 
     def _result_grid(self, experiment: StorageLocation, trials: list[Trial]) -> ResultGrid:
         results = [
@@ -243,27 +303,15 @@ class Tuner:
         )
         name = rc.name or f"{self._name}_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
         experiment = storage.child(name)
-        configs = generate_configs(self._param_space, self._tune_config.num_samples)
-        tag = uuid.uuid4().hex[:5]
-        trials = []
-        for index, config in enumerate(configs):
-            trial_id = f"{tag}_{index:05d}"
-            trial = Trial(trial_id, config, paths.join(f"{self._name}_{trial_id}"))
-            trial.trainable_name = self._name
-            trial.experiment_tag = experiment_tag(index, config, self._param_space)
-            trials.append(trial)
         tc = self._tune_config
-        name_trials(
-            trials,
-            tc.trial_name_creator,
-            tc.trial_dirname_creator,
-            reserved=(
-                journal_mod.JOURNAL_FILE,
-                journal_mod.SEGMENTS_DIR,
-                STOP_FILE,
-                SCHEDULER_FILE,
-            ),
-        )
+        if tc.search_alg is not None:
+            return experiment, []  # the searcher creates them as the sweep runs
+        configs = generate_configs(self._param_space, tc.num_samples)
+        trials = [
+            build_trial(self._name, self._tag, index, config, self._param_space)
+            for index, config in enumerate(configs)
+        ]
+        name_trials(trials, tc.trial_name_creator, tc.trial_dirname_creator, reserved=RESERVED)
         return experiment, trials
 
     def _take_lease(self, experiment: StorageLocation) -> lease_mod.Lease:
@@ -327,6 +375,9 @@ class Tuner:
         )
         if param_space is not None:
             check_restored_space(header, param_space, experiment)
+        elif (header.get("tune_config") or {}).get("search_alg") == SEARCH_FILE:
+            # New trials' configs are completed with the space's constants.
+            tuner._param_space = restored_search(experiment)["param_space"] or {}
         store = CheckpointStore(experiment)
         trials = list(trials_by_id.values())
         restart: dict[str, list[str]] = {}

@@ -73,13 +73,13 @@ def test_run_raises_tune_error_on_failed_trials(tmp_path: Path) -> None:
     assert [t.error is not None for t in analysis.trials] == [False, True]
 
 
-def test_run_refuses_unknown_arguments_and_schedulers(tmp_path: Path) -> None:
+def test_run_refuses_unknown_arguments_and_bad_schedulers(tmp_path: Path) -> None:
     """Checked before anything runs."""
     with pytest.raises(TypeError, match=r"\['local_dir', 'sync_config'\]"):
         tune.run(loss_curve, local_dir=str(tmp_path), sync_config=None)
-    with pytest.raises(ValueError, match=r"scheduler=.*not wired"):
+    with pytest.raises(ValueError, match=r"scheduler=.*TrialScheduler or None"):
         tune.run(loss_curve, scheduler=object())
-    with pytest.raises(ValueError, match=r"search_alg=.*not wired"):
+    with pytest.raises(ValueError, match=r"search_alg=.*tune_ckpt.search.Searcher or None"):
         tune.run(loss_curve, search_alg=object())
     with pytest.raises(ValueError, match="resume='SOMETIMES' is invalid"):
         tune.run(loss_curve, resume="SOMETIMES")

@@ -294,6 +294,21 @@ def test_tune_config_max_concurrent_trials(value: Any) -> None:
         TuneConfig(max_concurrent_trials=value)
 
 
+@pytest.mark.parametrize("value", ["optuna", object(), dict])
+def test_tune_config_search_alg_must_be_a_searcher(value: Any) -> None:
+    """search_alg is a tune_ckpt.search.Searcher or None, checked at construction."""
+    with pytest.raises(ValueError, match=re.escape(f"search_alg={value!r}")) as info:
+        TuneConfig(search_alg=value)
+    assert "tune_ckpt.search.Searcher or None" in str(info.value)
+
+
+def test_tune_config_search_alg_accepts_searchers() -> None:
+    from tune_ckpt.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    limited = ConcurrencyLimiter(BasicVariantGenerator(), max_concurrent=2)
+    assert TuneConfig(search_alg=limited).search_alg is limited
+
+
 def test_tune_config_reuse_actors_must_be_bool() -> None:
     """reuse_actors must be a bool."""
     with raises_naming("reuse_actors", "yes"):

@@ -39,12 +39,13 @@ from tune_ckpt.driver.loop_scheduling import SchedulerHandling
 from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
 from tune_ckpt.driver.runner_base import Call, Slot
 from tune_ckpt.driver.scheduling import Scheduling
+from tune_ckpt.driver.trial_source import TrialSource
 from tune_ckpt.errors import StorageError, TrialError
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
-from tune_ckpt.schedulers import SchedulerDecision
+from tune_ckpt.schedulers import SchedulerAction, SchedulerDecision
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import Trainable, resource_request
@@ -67,6 +68,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         marker: str,
         progress: Progress,
         scheduling: Scheduling | None = None,
+        source: TrialSource | None = None,
     ) -> None:
         self._cls = trainable_cls
         self._trials = trials
@@ -79,8 +81,9 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             run_config.checkpoint_config,
             journal,
             progress,
-            on_journal=self._sched.save_state,
+            on_journal=self._save_states,
         )
+        self._source = source or TrialSource(None, trials, experiment, journal, self._sched, "", "")
         self._stop = StopRule(run_config.stop)
         self._run_config = run_config
         self._tune_config = tune_config
@@ -112,13 +115,16 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         self._placement.refresh(force=True)
         self._placement.check_fits_cluster((t.trial_id, self._request(t)) for t in self._pending)
         try:
-            while (self._pending or self._inflight) and self._abort is None:
+            while (self._pending or self._inflight or self._source.open) and self._abort is None:
                 self._watch_drains()
                 try:
                     self._launch_pending()
                 except StorageError as exc:
                     self._abort = exc
                     break
+                if not self._inflight and not self._pending:
+                    self._source.stalled()  # nothing runs that could change its mind
+                    continue
                 if not self._inflight:
                     # Nothing runs and nothing fits: wait for the cluster to change.
                     if self._pending:
@@ -144,11 +150,13 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
 
     def _launch_pending(self) -> None:
         limit = self._tune_config.max_concurrent_trials
-        while self._pending:
+        while self._pending or self._source.open:
             if limit is not None and len(self._slots) >= limit:
                 return
-            trial = self._next_trial()
+            trial = self._next_trial() if self._pending else None
             if trial is None:
+                if self._source.add_trial(self._pending):
+                    continue  # a new trial from the searcher: the scheduler may choose it
                 return
             request = self._request(trial)
             if not self._placement.fits(request):
@@ -275,16 +283,19 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                 result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
                 trial.last_result = result
                 slot.files.add(result)
+                self._source.result(trial, result)
                 self._progress.result(trial, result)
+            decision, actions = SchedulerDecision.CONTINUE, list[SchedulerAction]()
+            if new and self._sched.active and not outcome.finished:
+                # Heard before the checkpoint of this step is journaled, so the state saved
+                # with that entry includes it: a trial restored from it never replays it.
+                decision, actions = self._sched.result(trial, result)
             if outcome.saved is not None:
                 self._on_saved(slot, outcome.saved)
+            self._apply(actions)
             if outcome.preempted:
                 self._on_preempted(slot)
                 return
-            decision = SchedulerDecision.CONTINUE
-            if new and self._sched.active and not outcome.finished:
-                decision, actions = self._sched.result(trial, result)
-                self._apply(actions)
             if decision == SchedulerDecision.PAUSE:
                 self._pause(slot)
                 return
@@ -363,11 +374,13 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         trial = slot.trial
         self._drop_calls(slot)
         trial.set_status(status)
+        self._source.completed(trial)  # before the journal entry that saves its state
         slot.files.flush()
         self._book.journal(trial)
         self._slots.pop(trial.trial_id, None)
         self._placement.give(slot.resources)
-        reuse = self._tune_config.reuse_actors is not False and self._pending
+        more = self._pending or self._source.open
+        reuse = self._tune_config.reuse_actors is not False and more
         self._evacuation.forget(trial.trial_id)
         draining = self._placement.avoid()
         if status == TrialStatus.TERMINATED and reuse and slot.node_id not in draining:
@@ -377,6 +390,11 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         self._progress.finished(trial)
         if status == TrialStatus.TERMINATED:
             self._apply(self._sched.completed(trial))
+
+    def _save_states(self) -> None:
+        """After each journal flush: the scheduler's and the searcher's state."""
+        self._sched.save_state()
+        self._source.save_state()
 
     def _vacate(self, slot: Slot, end_actor: Callable[[Any], None]) -> None:
         """The trial gives its actor and resources back (``end_actor``: kill or terminate)."""

@@ -88,6 +88,7 @@ class SchedulerHandling(RunnerBase):
     ) -> None:
         """A trial that holds no actor ends: journaled, shown, and the scheduler told."""
         trial.set_status(status)
+        self._source.completed(trial)  # before the journal entry that saves its state
         self._book.journal(trial)
         self._progress.finished(trial)
         self._apply(hook(trial))

@@ -17,6 +17,7 @@ from tune_ckpt.driver.emergency import SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
 from tune_ckpt.driver.placement import Placement
 from tune_ckpt.driver.scheduling import Scheduling
+from tune_ckpt.driver.trial_source import TrialSource
 from tune_ckpt.persistence import SavedCheckpoint
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
@@ -56,6 +57,7 @@ class RunnerBase:
     _book: CheckpointBook
     _progress: Progress
     _sched: Scheduling
+    _source: TrialSource
     _evacuation: Evacuation
     _drain_watch: DrainWatch
     _save_costs: SaveCostTracker

@@ -84,6 +84,11 @@ class SearchGenerator:
         self._warned_stateless = False
 
     @property
+    def param_space(self) -> dict[str, Any]:
+        """The Tuner's space (its constants go into every suggestion)."""
+        return self._space
+
+    @property
     def num_suggested(self) -> int:
         """Configs handed out so far."""
         return self._suggested
