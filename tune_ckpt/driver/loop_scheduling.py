@@ -90,4 +90,5 @@ class SchedulerHandling(RunnerBase):
         trial.set_status(status)
         self._book.journal(trial)
         self._progress.finished(trial)
+        self._events.trial_ended(trial)
         self._apply(hook(trial))
