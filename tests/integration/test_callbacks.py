@@ -34,12 +34,16 @@ class FailsTwice(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         upcoming = self.iteration + 1
-        if upcoming == 4 and "first" in self.config:
+        if upcoming == 4 and self.config.get("first"):
             fail_once(self.config["first"])
-        if upcoming == 5 and "second" in self.config:
+        if upcoming == 5 and self.config.get("second"):
             fail_once(self.config["second"])
         self.total += upcoming
-        return {"score": float(upcoming), "nested": {"total": self.total}}
+        return {
+            "score": float(upcoming),
+            "nested": {"total": self.total},
+            "weights": [upcoming, 2 * upcoming],
+        }
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
         return {"total": self.total}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 import tune_ckpt as tune
@@ -46,3 +49,20 @@ def test_every_hook_of_the_base_class_accepts_rays_keywords() -> None:
     cb.on_trial_result(iteration=0, trials=[], trial=None, result={}, extra=1)  # type: ignore[arg-type]
     cb.on_checkpoint(iteration=0, trials=[], trial=None, checkpoint=None, extra=1)  # type: ignore[arg-type]
     cb.on_experiment_end(trials=[], extra=1)
+
+
+def test_tbx_logger_without_tensorboardx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tune_ckpt.logger import TBXLoggerCallback
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # as if not installed
+    with pytest.raises(ImportError, match=r'pip install "tune_ckpt\[tensorboard\]"'):
+        TBXLoggerCallback()
+
+
+def test_logger_package_imports_without_tensorboardx() -> None:
+    code = (
+        "import sys; sys.modules['tensorboardX'] = None; "
+        "from tune_ckpt.logger import LoggerCallback; import tune_ckpt; "
+        "assert issubclass(LoggerCallback, tune_ckpt.Callback)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
