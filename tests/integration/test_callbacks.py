@@ -268,3 +268,11 @@ def test_a_raising_callback_is_named_and_the_sweep_completes(
     assert errors[1].exc_info is not None and errors[1].exc_info[0] is KeyError
     warnings = [r.getMessage() for r in ours if r.levelno == logging.WARNING]
     assert warnings == ["callback Exploding.on_trial_result raised 4 times in this sweep"]
+
+
+def test_tune_run_takes_callbacks(tmp_path: Path) -> None:
+    lines = Lines()
+    tune.run(
+        counts, config={"fail": False}, storage_path=str(tmp_path), verbose=0, callbacks=[lines]
+    )
+    assert lines.lines == {"False": ["start", 0.0, 0.1, 0.2, ("end", False)]}
