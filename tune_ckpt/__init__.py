@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the eager imports, for type checkers and IDEs
     from tune_ckpt import result
+    from tune_ckpt.callback import Callback
     from tune_ckpt.checkpoint import Checkpoint
     from tune_ckpt.config import (
         CheckpointConfig,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # the eager imports, for type checkers and IDEs
 __version__ = "0.1.0"
 
 _HOMES = {
+    "Callback": "tune_ckpt.callback",
     "Checkpoint": "tune_ckpt.checkpoint",
     "CheckpointConfig": "tune_ckpt.config",
     "FailureConfig": "tune_ckpt.config",
@@ -89,6 +91,7 @@ _HOMES = {
 
 __all__ = [
     "STORAGE_ERRORS",
+    "Callback",
     "Checkpoint",
     "CheckpointConfig",
     "ExperimentAnalysis",

@@ -9,9 +9,11 @@ from __future__ import annotations
 import enum
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from tune_ckpt.callback import Callback, checked_callbacks
 
 StopCallable = Callable[[str, dict[str, Any]], bool]
 TransferMode = Literal["auto", "shared", "object_store"]
@@ -193,6 +195,9 @@ class RunConfig:
             workers; see :class:`StorageRetry`.
         spot: watch every node's spot-interruption notice and drain the node before the
             cloud stops it (see :class:`SpotConfig`); None (the default) watches nothing.
+        callbacks: :class:`tune_ckpt.Callback` instances the driver calls at each event of
+            the sweep (e.g. ``tune_ckpt.logger.TBXLoggerCallback()``); kept as a tuple, not
+            saved with the experiment.
     """
 
     name: str | None = None
@@ -205,8 +210,10 @@ class RunConfig:
     checkpoint_transfer: TransferMode = "auto"
     storage_retry: StorageRetry = field(default_factory=StorageRetry)
     spot: SpotConfig | None = None
+    callbacks: Sequence[Callback] | None = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "callbacks", checked_callbacks(self.callbacks))
         # None means "the default" for the nested configs, as in Ray.
         if self.storage_retry is None:
             object.__setattr__(self, "storage_retry", StorageRetry())

@@ -148,6 +148,7 @@ def run(
     reuse_actors: bool | None = None,
     max_concurrent_trials: int | None = None,
     raise_on_failed_trial: bool = True,
+    callbacks: list[Any] | None = None,
     **unknown: Any,
 ) -> ExperimentAnalysis:
     """Run a sweep with Ray Tune's ``tune.run`` arguments; see :class:`~tune_ckpt.Tuner`.
@@ -189,6 +190,7 @@ def run(
         ),
         failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
         verbose=verbose,
+        callbacks=callbacks,
     )
     tuner = _resumed(trainable, config, tune_config, run_config, resume)
     if tuner is None:

@@ -76,6 +76,9 @@ class Trial:
     trial_name: str = ""
     trainable_name: str = ""
     experiment_tag: str = ""
+    # Where the driver keeps files about the trial (callbacks' and loggers'); not state.
+    _local_path: str | None = field(default=None, init=False, repr=False, compare=False)
+    _uri: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __str__(self) -> str:
         return self.name  # as Ray Tune's Trial: its name
@@ -91,6 +94,29 @@ class Trial:
     def name(self) -> str:
         """The trial's name: the one given, else its folder's."""
         return self.trial_name or self.trial_dir.rstrip("/").rsplit("/", 1)[-1]
+
+    def set_paths(self, local_path: str, uri: str) -> None:
+        """Set by the driver (``driver/events``) before a callback first sees the trial."""
+        self._local_path, self._uri = local_path, uri
+
+    @property
+    def local_path(self) -> str | None:
+        """Ray Tune's ``Trial.local_path``: a local folder for files about the trial (the
+        loggers'): the trial folder on local storage, else a folder on the driver's disk
+        whose files are uploaded to the trial folder when the trial ends. None until a
+        sweep with callbacks runs the trial."""
+        return self._local_path
+
+    @property
+    def logdir(self) -> str | None:
+        """The older name of :attr:`local_path`."""
+        return self._local_path
+
+    @property
+    def path(self) -> str | None:
+        """The trial folder on the experiment's storage, as a path or URI (Ray Tune's
+        ``Trial.path``); None until a sweep with callbacks runs the trial."""
+        return self._uri
 
     @property
     def is_finished(self) -> bool:

@@ -43,6 +43,8 @@ def test_readme_python_examples_run(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = tmp_path / "home" / "tune_ckpt_results"
     assert (results / "my_experiment" / "experiment_journal.jsonl").is_file()
+    # The callbacks example: a TensorBoard run in each of its two trial folders.
+    assert len(list(results.glob("lr_sweep/*/events.out.tfevents.*"))) == 2
     class_api = [p for p in results.iterdir() if p.name.startswith("MyTrainable_")]
     assert len(class_api) == 1, sorted(p.name for p in results.iterdir())
     # The quick start prints the best config, its score and its checkpoint path.

@@ -33,6 +33,7 @@ from tune_ckpt.driver.decisions import (
 from tune_ckpt.driver.drain_watch import POLL_S, DrainWatch
 from tune_ckpt.driver.emergency import SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
+from tune_ckpt.driver.events import TrialEvents
 from tune_ckpt.driver.loop_drains import DrainHandling
 from tune_ckpt.driver.loop_failures import FailureHandling, StopSweep
 from tune_ckpt.driver.loop_scheduling import SchedulerHandling
@@ -107,6 +108,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         # while a save that overruns costs only what stopping it at once would have.
         self._save_costs = SaveCostTracker(default_s=1.0)
         self._drain_watch = DrainWatch(run_config.spot)
+        self._events = TrialEvents(run_config, tune_config, trials, experiment)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -114,8 +116,10 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         """Run until every trial is finished (or fail_fast ends the sweep)."""
         self._placement.refresh(force=True)
         self._placement.check_fits_cluster((t.trial_id, self._request(t)) for t in self._pending)
+        self._events.experiment_start()
         try:
             while (self._pending or self._inflight or self._source.open) and self._abort is None:
+                self._events.step_begin()
                 self._watch_drains()
                 try:
                     self._launch_pending()
@@ -132,6 +136,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                         self._placement.report_unplaceable(trial.trial_id, self._request(trial))
                     time.sleep(REFRESH_S)
                     self._placement.refresh(force=True)
+                    self._events.step_end()
                     continue
                 ready, _ = ray.wait(
                     list(self._inflight),
@@ -140,8 +145,10 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                 )
                 for ref in ready:
                     self._dispatch(ref, self._inflight.pop(ref))
+                self._events.step_end()
         finally:
             self._shutdown()
+            self._events.experiment_end()
         if self._abort is not None and not isinstance(self._abort, StopSweep):
             raise self._abort
 
@@ -193,6 +200,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             slot = Slot(trial, reusable, request, files)
             self._slots[trial.trial_id] = slot
             trial.set_status(TrialStatus.RUNNING)
+            self._events.trial_started(trial)
             use_reset_config = self._tune_config.reuse_actors is True
             ref = reusable.reset.remote(trial.config, self._context(trial), use_reset_config)
             self._inflight[ref] = Call(slot, "reset")
@@ -207,6 +215,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         slot = Slot(trial, actor, request, files)
         self._slots[trial.trial_id] = slot
         trial.set_status(TrialStatus.RUNNING)
+        self._events.trial_started(trial)
         try:
             self._book.prepare_start(trial)
         except StorageError as exc:
@@ -285,6 +294,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                 slot.files.add(result)
                 self._source.result(trial, result)
                 self._progress.result(trial, result)
+                self._events.trial_result(trial, result)
             decision, actions = SchedulerDecision.CONTINUE, list[SchedulerAction]()
             if new and self._sched.active and not outcome.finished:
                 # Heard before the checkpoint of this step is journaled, so the state saved
@@ -325,6 +335,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             cost = saved.seconds + (time.monotonic() - started if saved.packed else 0.0)
             self._save_costs.record(slot.trial.trial_id, cost)
             slot.saved_at = time.monotonic()
+            self._events.checkpoint_committed(slot.trial, saved.path)
 
     # -- restore ---------------------------------------------------------------------------
 
@@ -362,6 +373,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             )
         self._book.roll_back(trial, slot.files, iteration)
         self._progress.trial_started(trial, self._experiment.uri(used.path) if used else None)
+        self._events.trial_restored(trial, used is not None)
         self._train(slot)
 
     def _on_reset(self, slot: Slot) -> None:
@@ -388,6 +400,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         else:
             terminate(slot.actor)
         self._progress.finished(trial)
+        self._events.trial_ended(trial)
         if status == TrialStatus.TERMINATED:
             self._apply(self._sched.completed(trial))
 

@@ -39,6 +39,7 @@ class FailureHandling(RunnerBase):
         trial.set_status(TrialStatus.PENDING)
         self._book.journal(trial)
         self._pending.appendleft(trial)
+        self._events.trial_recovering(trial)
 
     def _lost_before_start(self, slot: Slot, exc: BaseException) -> bool:
         """An actor that never ran lost to the cluster (placed on a node that was dying but
@@ -64,6 +65,7 @@ class FailureHandling(RunnerBase):
             self._release(slot, refresh=True)
             trial.set_status(TrialStatus.PENDING)
             self._pending.appendleft(trial)
+            self._events.trial_recovering(trial)
             return
         error = describe(exc)
         self._release(slot, refresh=isinstance(exc, RayActorError))
@@ -75,6 +77,7 @@ class FailureHandling(RunnerBase):
             trial.set_status(TrialStatus.PENDING)
             self._book.journal(trial)
             self._pending.appendleft(trial)
+            self._events.trial_recovering(trial)
             return
         trial.error = error
         self._conclude(trial, TrialStatus.ERROR, self._sched.errored)

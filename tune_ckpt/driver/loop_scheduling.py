@@ -91,4 +91,5 @@ class SchedulerHandling(RunnerBase):
         self._source.completed(trial)  # before the journal entry that saves its state
         self._book.journal(trial)
         self._progress.finished(trial)
+        self._events.trial_ended(trial)
         self._apply(hook(trial))

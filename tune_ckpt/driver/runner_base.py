@@ -15,6 +15,7 @@ from tune_ckpt.driver.bookkeeping import CheckpointBook
 from tune_ckpt.driver.drain_watch import DrainWatch
 from tune_ckpt.driver.emergency import SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
+from tune_ckpt.driver.events import TrialEvents
 from tune_ckpt.driver.placement import Placement
 from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.driver.trial_source import TrialSource
@@ -61,6 +62,7 @@ class RunnerBase:
     _evacuation: Evacuation
     _drain_watch: DrainWatch
     _save_costs: SaveCostTracker
+    _events: TrialEvents
 
     def _end(self, slot: Slot) -> None:
         raise NotImplementedError
