@@ -210,10 +210,8 @@ def test_a_non_numeric_bounded_value_is_named_with_its_trial() -> None:
     pb2 = _pb2()
     trials = make_trials(1)
     trials[0].config = {"lr": "fast"}
-    pb2.on_trial_add(TrialsView(trials), trials[0])
-    trials[0].last_result = {"training_iteration": 1, "reward": 1.0}
     with pytest.raises(ValueError, match=r"trial t0's config\['lr'\]='fast'"):
-        pb2.on_trial_result(TrialsView(trials), trials[0], dict(trials[0].last_result))
+        pb2.on_trial_add(TrialsView(trials), trials[0])
 
 
 def test_missing_scikit_learn_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

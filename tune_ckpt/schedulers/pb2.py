@@ -142,12 +142,14 @@ class PB2(PopulationBasedTraining):
         self._last_exploration_time = -math.inf
 
     def on_trial_add(self, runner: SchedulerContext, trial: Trial) -> None:
-        """Draws the bounded keys a trial's config lacks uniformly within their bounds."""
+        """Draws the bounded keys a trial's config lacks uniformly within their bounds;
+        raises for a bounded value that is not a number."""
         for path, (low, high) in self._bounds.items():
             try:
                 _get(trial.config, path)
             except (KeyError, TypeError):
                 _set(trial.config, path, self._rng.uniform(low, high))
+        self._values(trial)  # checked now, before the trial trains
         super().on_trial_add(runner, trial)
 
     def _values(self, trial: Trial) -> list[float]:
