@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # the eager imports, for type checkers and IDEs
         uniform,
     )
     from tune_ckpt.session import get_checkpoint, report
+    from tune_ckpt.shared_objects import with_parameters
     from tune_ckpt.trainable import Trainable, with_resources
     from tune_ckpt.tuner import Tuner
 
@@ -87,6 +88,7 @@ _HOMES = {
     "Trainable": "tune_ckpt.trainable",
     "with_resources": "tune_ckpt.trainable",
     "Tuner": "tune_ckpt.tuner",
+    "with_parameters": "tune_ckpt.shared_objects",
 }
 
 __all__ = [
@@ -125,6 +127,7 @@ __all__ = [
     "run",
     "sample_from",
     "uniform",
+    "with_parameters",
     "with_resources",
 ]
 

@@ -33,6 +33,7 @@ from tune_ckpt.persistence import (
     TrialContext,
     load_into,
 )
+from tune_ckpt.shared_objects import bind_objects
 from tune_ckpt.storage.packing import PackedCheckpoint
 from tune_ckpt.trainable import FunctionTrainable, Trainable
 
@@ -62,14 +63,17 @@ class TrialActor:
     """Hosts one trainable in a Ray actor; the runner wraps it with ``ray.remote``."""
 
     def __init__(self, trainable: type[Trainable] | bytes, config: dict[str, Any],
-                 ctx: TrialContext) -> None:  # fmt: skip
+                 ctx: TrialContext, shared: dict[str, Any] | None = None) -> None:  # fmt: skip
         """``trainable``: the class, or the class pickled with cloudpickle (the runner's
-        way of sending it, see ``TrialRunner``)."""
+        way of sending it, see ``TrialRunner``). ``shared``: the object references of
+        ``with_parameters``' objects, fetched here once for every trial this actor runs."""
         from ray import cloudpickle
 
         trainable_cls: type[Trainable] = (
             cloudpickle.loads(trainable) if isinstance(trainable, bytes) else trainable
         )
+        if shared:
+            bind_objects(trainable_cls, shared)
         self._cls = trainable_cls
         self._ctx = ctx
         self._writer = CheckpointWriter(ctx)

@@ -398,8 +398,8 @@ def with_resources(trainable: Any, resources: dict[str, float]) -> Any:
         import functools
 
         @functools.wraps(trainable)
-        def wrapper(config: dict[str, Any]) -> Any:
-            return trainable(config)
+        def wrapper(config: dict[str, Any], **objects: Any) -> Any:
+            return trainable(config, **objects)  # objects: from with_parameters
 
         setattr(wrapper, RESOURCES_ATTR, dict(resources))
         return wrapper

@@ -13,6 +13,7 @@ from ray.exceptions import RayError
 
 from tune_ckpt.actor import TrialActor
 from tune_ckpt.persistence import TrialContext
+from tune_ckpt.shared_objects import put_objects
 from tune_ckpt.trainable import Trainable
 
 
@@ -36,6 +37,10 @@ class ActorPool:
         from ray import cloudpickle
 
         self._trainable_blob = cloudpickle.dumps(trainable_cls)
+        # with_parameters' objects: put once here (Ray is up: this is fit time) and held
+        # while trials may start; each actor gets the references (nested in a dict, so Ray
+        # passes them as borrowed references instead of inlining the objects).
+        self._shared = put_objects(trainable_cls)
         self._idle: list[_Idle] = []
 
     def start(
@@ -59,7 +64,9 @@ class ActorPool:
             options["resources"] = custom
         if "memory" in request:
             options["memory"] = request["memory"]
-        return self._remote.options(**options).remote(self._trainable_blob, config, context)
+        return self._remote.options(**options).remote(
+            self._trainable_blob, config, context, self._shared or None
+        )
 
     def keep_idle(self, actor: Any, resources: dict[str, float], node_id: str) -> None:
         self._idle.append(_Idle(actor, resources, node_id))

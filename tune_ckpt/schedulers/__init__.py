@@ -17,9 +17,11 @@ from tune_ckpt.schedulers.base import (
 )
 from tune_ckpt.schedulers.hyperband import HyperBandScheduler
 from tune_ckpt.schedulers.median_stopping import MedianStoppingRule
+from tune_ckpt.schedulers.pb2 import PB2
 from tune_ckpt.schedulers.pbt import PopulationBasedTraining
 
 __all__ = [
+    "PB2",
     "ASHAScheduler",
     "AsyncHyperBandScheduler",
     "Exploit",

@@ -182,6 +182,7 @@ class PopulationBasedTraining(TrialScheduler):
         clock.last_score = score
         clock.last_train_time = time
         clock.last_iteration = int(result.get("training_iteration", 0))
+        self._record_point(trial, time, score)
         trials = list(runner.get_trials())
         if not self._synch:
             clock.last_perturbation_time = time
@@ -260,14 +261,7 @@ class PopulationBasedTraining(TrialScheduler):
             if latest is not None and latest.iteration >= donor_clock.last_iteration
             else None
         )
-        new_config, operations = explore(
-            donor.config,
-            self._mutations,
-            self._resample_probability,
-            self._factors,
-            self._custom_explore_fn,
-            self._rng,
-        )
+        new_config, operations = self._explore_config(trial, donor)
         policy = policy_record(
             trial.trial_id,
             donor.trial_id,
@@ -298,6 +292,22 @@ class PopulationBasedTraining(TrialScheduler):
         clock.last_perturbation_time = donor_clock.last_perturbation_time
         clock.last_train_time = donor_clock.last_train_time
         return True
+
+    def _record_point(self, trial: Trial, time: float, score: float) -> None:
+        """Hook: ``trial`` reached a perturbation point at ``time`` with ``score`` (higher
+        is better). PB2 records it as data for its model."""
+
+    def _explore_config(self, trial: Trial, donor: Trial) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Hook: the config ``trial`` continues with after cloning ``donor``, and what was
+        done to each key. PBT perturbs or resamples (``pbt_explore.explore``)."""
+        return explore(
+            donor.config,
+            self._mutations,
+            self._resample_probability,
+            self._factors,
+            self._custom_explore_fn,
+            self._rng,
+        )
 
     def choose_trial_to_run(self, runner: SchedulerContext) -> Trial | None:
         """The waiting trial that has trained least (``time_attr``); under ``synch`` only

@@ -15,6 +15,7 @@ from tune_ckpt.checkpoint import FILES_KEY, Checkpoint
 from tune_ckpt.config import CheckpointConfig, TransferMode
 from tune_ckpt.errors import TuneCkptError
 from tune_ckpt.persistence import SavedCheckpoint, TrialContext
+from tune_ckpt.shared_objects import put_objects
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trainable import Trainable, as_trainable_class
@@ -121,8 +122,9 @@ def validate_save_restore(
         def context(trial_id: str) -> TrialContext:
             return TrialContext(trial_id, trial_id, location, transfer, "-", CheckpointConfig())
 
-        first = actor_cls.remote(cls, dict(config or {}), context("original"))
-        second = actor_cls.remote(cls, dict(config or {}), context("restored"))
+        shared = put_objects(cls) or None  # with_parameters' objects, put once
+        first = actor_cls.remote(cls, dict(config or {}), context("original"), shared)
+        second = actor_cls.remote(cls, dict(config or {}), context("restored"), shared)
         actors = [first, second]
         for _ in range(3):
             ray.get(first.train.remote())
