@@ -40,6 +40,7 @@ from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
 from tune_ckpt.driver.runner_base import Call, Slot
 from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.errors import StorageError, TrialError
+from tune_ckpt.goodput import useful_seconds
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
@@ -177,6 +178,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         files = ResultFiles(self._experiment, trial.trial_dir)
         if trial.last_result and not trial.checkpoints:
             # A restart with nothing to restore begins at iteration 1 again; so does its history.
+            trial.goodput.rolled_back(trial.last_result, 0.0)
             files.truncate_after(0)
             trial.last_result = {}
         # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
@@ -185,6 +187,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             slot = Slot(trial, reusable, request, files)
             self._slots[trial.trial_id] = slot
             trial.set_status(TrialStatus.RUNNING)
+            self._locate(slot)
             use_reset_config = self._tune_config.reuse_actors is True
             ref = reusable.reset.remote(trial.config, self._context(trial), use_reset_config)
             self._inflight[ref] = Call(slot, "reset")
@@ -199,6 +202,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         slot = Slot(trial, actor, request, files)
         self._slots[trial.trial_id] = slot
         trial.set_status(TrialStatus.RUNNING)
+        self._locate(slot)
         try:
             self._book.prepare_start(trial)
         except StorageError as exc:
@@ -214,6 +218,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _train(self, slot: Slot) -> None:
         if self._evacuation.evacuating(slot.trial.trial_id):
             return  # its node is draining: it saves and moves, or has moved already
+        slot.trial.goodput.resumed(time.monotonic())
         self._inflight[slot.actor.train_batch.remote()] = Call(slot, "train")
 
     # -- dispatching results ---------------------------------------------------------------
@@ -226,6 +231,9 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             value = ray.get(ref)
         except RayError as exc:
             self._on_failure(slot, exc)
+            return
+        if call.kind == "node":
+            self._on_located(slot, value)  # not a sign the actor ran anything of the trial
             return
         slot.answered = True
         self._startup_losses.answered(slot.trial.trial_id)
@@ -273,6 +281,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             if new:
                 result[keys.NUM_FAILURES] = trial.num_failures
                 result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
+                result.update(trial.goodput.fields(useful_seconds(result)))
                 trial.last_result = result
                 slot.files.add(result)
                 self._progress.result(trial, result)
@@ -313,6 +322,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             # What a save costs: the worker's part, and the driver's commit of a packed one.
             cost = saved.seconds + (time.monotonic() - started if saved.packed else 0.0)
             self._save_costs.record(slot.trial.trial_id, cost)
+            slot.trial.goodput.checkpointed(cost)
             slot.saved_at = time.monotonic()
 
     # -- restore ---------------------------------------------------------------------------
@@ -349,6 +359,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             logger.warning(
                 "trial %s: no checkpoint verifies; starting from scratch", trial.trial_id
             )
+        trial.goodput.rolled_back(trial.last_result, used.state.time_total_s if used else 0.0)
         self._book.roll_back(trial, slot.files, iteration)
         self._progress.trial_started(trial, self._experiment.uri(used.path) if used else None)
         self._train(slot)
@@ -389,6 +400,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
 
     def _release(self, slot: Slot, refresh: bool) -> None:
         """Forget a trial's actor after it died or was preempted, and kill what is left."""
+        slot.trial.goodput.interrupted(time.monotonic())  # until it steps again
         self._vacate(slot, kill)
         self._placement.refresh(force=refresh)
         self._start_evacuation_saves()  # its lane on a draining node frees
