@@ -29,6 +29,7 @@ from rich.live import Live
 
 from tune_ckpt import result as keys
 from tune_ckpt.config import seconds_from_env
+from tune_ckpt.goodput import SweepGoodput, useful_seconds
 from tune_ckpt.metrics import as_score, flatten, lookup
 from tune_ckpt.progress_table import (
     ProgressTable,
@@ -49,7 +50,11 @@ DEFAULT_STATUS_INTERVAL_S = 30.0
 PREFIX = "[tune_ckpt] "
 _MAX_STATUS_LINES = 20
 _MISSING = object()
-_NOT_SHOWN = frozenset(keys.AUTO_FILLED) | {keys.NUM_FAILURES, keys.NUM_PREEMPTIONS}
+_NOT_SHOWN = (
+    frozenset(keys.AUTO_FILLED)
+    | {keys.NUM_FAILURES, keys.NUM_PREEMPTIONS}
+    | frozenset(keys.GOODPUT_FIELDS)
+)
 
 
 def status_interval_s() -> float:
@@ -67,6 +72,11 @@ def error_line(error: str | None, limit: int = 200) -> str:
         return line
     end = line.find(". ", 20, limit)
     return line[: end + 1] + " ..." if end > 0 else line[: limit - 3] + "..."
+
+
+def sweep_goodput(trials: Sequence[Trial]) -> SweepGoodput:
+    """The sweep's goodput totals over ``trials``."""
+    return SweepGoodput.of((t.goodput, useful_seconds(t.last_result)) for t in trials)
 
 
 class _ConsoleLogHandler(logging.Handler):
@@ -306,7 +316,8 @@ class Progress:
         return pick(scored, key=lambda pair: pair[0])[1]
 
     def summary(self) -> None:
-        """The end of the sweep: counts, the best trial and its checkpoint, the errors."""
+        """The end of the sweep: counts, goodput, the best trial and its checkpoint, the
+        errors."""
         if self.verbose == 0:
             return
         trials = list(self._trials)
@@ -315,6 +326,7 @@ class Progress:
         self._line(
             f"{len(trials)} trials in {elapsed}: {status_counts(trials)}; results in {where}"
         )
+        self._line(sweep_goodput(trials).describe())
         best = self.best_trial()
         if best is not None and self.metric:
             value = format_value(lookup(best.last_result, self.metric))

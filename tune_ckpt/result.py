@@ -19,6 +19,12 @@ PID = "pid"
 ITERATIONS_SINCE_RESTORE = "iterations_since_restore"
 NUM_FAILURES = "num_failures"
 NUM_PREEMPTIONS = "num_preemptions"
+# Goodput (see tune_ckpt.goodput): seconds of steps later redone, of saving checkpoints, of
+# waiting to run again after a failure or preemption; and useful step time over all of it.
+TIME_LOST_S = "time_lost_s"
+TIME_CHECKPOINTING_S = "time_checkpointing_s"
+TIME_WAITING_S = "time_waiting_s"
+GOODPUT = "goodput"
 
 AUTO_FILLED = (
     DONE,
@@ -35,5 +41,17 @@ AUTO_FILLED = (
 )
 """Fields every result carries, whether or not the trainable set them."""
 
-VOLATILE = (TIME_THIS_ITER_S, TIME_TOTAL_S, TIMESTAMP, DATE, HOSTNAME, NODE_IP, PID)
+GOODPUT_FIELDS = (TIME_LOST_S, TIME_CHECKPOINTING_S, TIME_WAITING_S, GOODPUT)
+"""Fields the driver adds to every result: what faults and checkpoints cost the trial."""
+
+VOLATILE = (
+    TIME_THIS_ITER_S,
+    TIME_TOTAL_S,
+    TIMESTAMP,
+    DATE,
+    HOSTNAME,
+    NODE_IP,
+    PID,
+    *GOODPUT_FIELDS,
+)
 """Fields that differ between two runs of the same deterministic trainable."""

@@ -11,6 +11,7 @@ from tune_ckpt import result as keys
 from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.config import CheckpointConfig
 from tune_ckpt.errors import TrialError, trial_error
+from tune_ckpt.goodput import useful_seconds
 from tune_ckpt.metrics import as_score, flatten, lookup, revived
 from tune_ckpt.result_files import read_results
 from tune_ckpt.retention import rank
@@ -83,6 +84,7 @@ class Result:
             **trial.last_result,
             keys.NUM_FAILURES: trial.num_failures,
             keys.NUM_PREEMPTIONS: trial.num_preemptions,
+            **trial.goodput.fields(useful_seconds(trial.last_result)),
         }
         return cls(
             metrics=metrics,

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from tune_ckpt.goodput import Goodput
 from tune_ckpt.records import CheckpointRecord
 
 
@@ -62,6 +63,8 @@ class Trial:
         trainable_name: the trainable's name (Ray Tune's ``Trial.trainable_name``).
         experiment_tag: its index and sampled values, ``"3_lr=0.01,layers=2"`` (Ray
             Tune's ``Trial.experiment_tag``).
+        goodput: seconds lost to redone steps, spent checkpointing and waiting to run
+            again (see :mod:`tune_ckpt.goodput`).
     """
 
     trial_id: str
@@ -76,6 +79,7 @@ class Trial:
     trial_name: str = ""
     trainable_name: str = ""
     experiment_tag: str = ""
+    goodput: Goodput = field(default_factory=Goodput)
     # Where the driver keeps files about the trial (callbacks' and loggers'); not state.
     _local_path: str | None = field(default=None, init=False, repr=False, compare=False)
     _uri: str | None = field(default=None, init=False, repr=False, compare=False)
@@ -146,6 +150,7 @@ class Trial:
             "trial_name": self.trial_name,
             "trainable_name": self.trainable_name,
             "experiment_tag": self.experiment_tag,
+            "goodput": self.goodput.to_json(),
         }
 
     @classmethod
@@ -163,4 +168,5 @@ class Trial:
             trial_name=str(data.get("trial_name") or ""),
             trainable_name=str(data.get("trainable_name") or ""),
             experiment_tag=str(data.get("experiment_tag") or ""),
+            goodput=Goodput.from_json(data.get("goodput")),
         )

@@ -8,6 +8,8 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
+
 from tune_ckpt.storage.staging import TMP_PREFIX
 
 from .conftest import (
@@ -52,8 +54,10 @@ def test_ls_folder_of_experiments(experiments: Experiments) -> None:
 
 def test_ls_experiment(experiments: Experiments) -> None:
     """On an experiment, ls lists each trial: status, iterations, best score, checkpoints on
-    storage and their total size."""
+    storage and their total size, and goodput: a trial that never failed lost nothing and
+    waited for nothing, but its saves took time; the sweep's totals sum the trials'."""
     doc = run_json("ls", str(experiments.ok))
+    saving = 0.0
     assert doc["kind"] == "experiment"
     assert (doc["trainable"], doc["metric"], doc["mode"]) == ("Counter", "score", "max")
     rows = {t["trial_id"]: t for t in doc["trials"]}
@@ -62,6 +66,9 @@ def test_ls_experiment(experiments: Experiments) -> None:
         row = rows[trial_id]
         folder = experiments.ok / trial_dir
         size = sum(state_size(folder, i) for i in range(1, ITERATIONS + 1))
+        assert (row.pop("time_lost_s"), row.pop("time_waiting_s")) == (0, 0)
+        saving += row.pop("time_checkpointing_s")
+        assert 0 < row.pop("goodput") < 1
         assert row == {
             "trial_id": trial_id,
             "trial_dir": trial_dir,
@@ -71,6 +78,9 @@ def test_ls_experiment(experiments: Experiments) -> None:
             "num_checkpoints": ITERATIONS,
             "checkpoint_bytes": size,
         }
+    assert saving > 0
+    assert doc["sweep_goodput"]["time_checkpointing_s"] == pytest.approx(saving)
+    assert doc["sweep_goodput"]["time_lost_s"] == 0
 
     table = run_cli("ls", str(experiments.ok))
     assert table.returncode == 0, table.stderr
@@ -79,6 +89,8 @@ def test_ls_experiment(experiments: Experiments) -> None:
         cells = table_row(table.stdout, trial_id)
         assert cells[:5] == [trial_id, "TERMINATED", "3", f"{ITERATIONS * lr:g}", "3"]
         assert cells[5].endswith(" B")
+        assert cells[6].endswith("%")
+    assert "goodput " in table.stdout and " s checkpointing" in table.stdout
 
 
 def test_ls_experiment_without_metric(experiments: Experiments) -> None:
@@ -112,6 +124,8 @@ def test_show_trial_by_id_and_by_folder(experiments: Experiments) -> None:
     assert (doc["trial_id"], doc["trial_dir"], doc["status"]) == (trial_id, trial_dir, "TERMINATED")
     assert doc["config"] == {"lr": lr}
     assert (doc["num_failures"], doc["num_preemptions"], doc["error"]) == (0, 0, None)
+    assert (doc["time_lost_s"], doc["time_waiting_s"]) == (0, 0)
+    assert doc["time_checkpointing_s"] > 0 and 0 < doc["goodput"] < 1
     assert doc["last_result"]["training_iteration"] == ITERATIONS
     assert doc["last_result"]["score"] == ITERATIONS * lr
     assert doc["path"] == str(experiments.ok / trial_dir)

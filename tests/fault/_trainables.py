@@ -5,7 +5,13 @@ metrics equal a fault-free run's only if each restore brought back the exact sta
 reports ``restored_from``: the iteration of the checkpoint it was restored from (0: never).
 
 A fault fires once per trial: ``config["fault_at"]`` is the iteration, ``config["fault"]``
-what happens, and a marker file in ``config["marker_dir"]`` records that it fired.
+what happens, and a marker file in ``config["marker_dir"]`` records that it fired. The fault
+``"hang"`` holds the step until a file ``release`` appears in ``marker_dir`` (a node removed
+meanwhile loses exactly the steps since the last checkpoint).
+
+``config["restore_gate"]``: a folder where ``Accumulator.load_checkpoint`` leaves a file
+named after its process holding its node's id, then waits until the folder holds ``open``
+(a restore as slow as a test needs).
 """
 
 from __future__ import annotations
@@ -48,12 +54,19 @@ def inject(fault: str, config: dict[str, Any], trial_id: str) -> None:
         os._exit(1)
     if fault == "sigterm":
         os.kill(os.getpid(), signal.SIGTERM)
+    if fault == "hang":
+        _wait_for_file(os.path.join(config["marker_dir"], "release"))
     if fault == "truncate_latest_then_raise":
         pattern = os.path.join(config["experiment_dir"], f"*{trial_id}", "checkpoint_*")
         latest = sorted(glob.glob(pattern))[-1]
         with open(os.path.join(latest, "state.json"), "r+") as f:
             f.truncate(3)
         raise RuntimeError(f"injected failure after truncating {latest}")
+
+
+def _wait_for_file(path: str) -> None:
+    while not os.path.exists(path):
+        time.sleep(0.02)
 
 
 def _node_id() -> str:
@@ -101,6 +114,11 @@ class Accumulator(tune.Trainable):
             f.write(state)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
+        gate = self.config.get("restore_gate")
+        if gate:
+            with open(os.path.join(gate, str(os.getpid())), "w") as f:
+                f.write(_node_id())
+            _wait_for_file(os.path.join(gate, "open"))
         with open(os.path.join(checkpoint_dir, "state.json")) as f:
             state = json.load(f)
         self.total = state["total"]

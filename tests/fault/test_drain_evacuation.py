@@ -4,12 +4,14 @@ what it can before the deadline and moves the trials, counted as preemptions."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from metadata_server import MetadataServer
 from ray.cluster_utils import Cluster
 
@@ -26,6 +28,29 @@ def _wait_for(condition: Any, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def _check_lost_time(tmp_path: Path, result: tune.Result) -> float:
+    """The trial's ``time_lost_s`` is the step time between the last result the driver had
+    when it moved the trial (as journaled then) and the checkpoint it resumed from (as in
+    its final history). Returns it."""
+    metrics = result.metrics
+    journal = tmp_path / "storage" / "exp" / "experiment_journal.jsonl"
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    reached = next(
+        e["last_result"]
+        for e in entries
+        if e.get("trial_id") == metrics["trial_id"]
+        and e.get("num_preemptions", 0) + e.get("num_failures", 0) == 1
+    )
+    (restored,) = [
+        r for r in result.history() if r["training_iteration"] == metrics["restored_from"]
+    ]
+    lost = max(0.0, reached["time_total_s"] - restored["time_total_s"])
+    assert metrics["time_lost_s"] == pytest.approx(lost)
+    assert metrics["time_waiting_s"] > 0
+    assert 0 < metrics["goodput"] < 1
+    return float(metrics["time_lost_s"])
 
 
 def _sweep_with_drain(
@@ -83,6 +108,12 @@ def test_drain_saves_and_moves_the_trial_losing_nothing(cluster: Cluster, tmp_pa
     assert drained_at <= first.metrics["restored_from"] < ITERATIONS
     for result, a in zip(results, [1, 2], strict=True):
         assert result.metrics["total"] == expected_total(ITERATIONS, a)
+    # Goodput: nothing redone (less than any one step's time), the save was counted.
+    steps = [r["time_this_iter_s"] for r in first.history()]
+    assert _check_lost_time(tmp_path, first) < min(steps)
+    assert first.metrics["time_checkpointing_s"] > 0
+    second = results[1].metrics
+    assert (second["time_lost_s"], second["time_waiting_s"]) == (0, 0)
 
 
 def test_drain_too_short_to_save_resumes_from_the_last_checkpoint(
@@ -98,6 +129,7 @@ def test_drain_too_short_to_save_resumes_from_the_last_checkpoint(
     restored = first.metrics["restored_from"]
     assert restored % 5 == 0 and 5 <= restored <= drained_at + 1
     assert first.metrics["total"] == expected_total(ITERATIONS, 1)
+    _check_lost_time(tmp_path, first)  # the steps since its periodic checkpoint
 
 
 def test_spot_notice_drains_the_nodes_and_the_sweep_moves_its_trials(
@@ -141,3 +173,55 @@ def test_spot_notice_drains_the_nodes_and_the_sweep_moves_its_trials(
         assert result.metrics["num_preemptions"] == 1
         assert result.metrics["restored_from"] >= 10
         assert result.metrics["total"] == expected_total(ITERATIONS, a)
+
+
+def test_drain_while_a_trial_restores_moves_it_without_a_restart(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A trial's worker is killed at iteration 7; its replacement is still loading the
+    checkpoint of iteration 5 (held by a gate) when its node drains. The trial moves at once,
+    as it has nothing unsaved there, and restores on the other node from the same checkpoint:
+    one failure, one preemption, no restart from scratch, the fault-free total."""
+    markers, gate = tmp_path / "markers", tmp_path / "gate"
+    markers.mkdir()
+    gate.mkdir()
+    tuner = tune.Tuner(
+        Accumulator,
+        param_space={
+            "sleep": 0.1,  # a step per call: the driver has every step before the kill
+            "fault": "sigkill",
+            "fault_at": 7,
+            "marker_dir": str(markers),
+            "restore_gate": str(gate),
+        },
+        run_config=tune.RunConfig(
+            name="exp",
+            storage_path=str(tmp_path / "storage"),
+            verbose=0,
+            stop={"training_iteration": 20},
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=5),
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+    outcome: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: outcome.update(results=tuner.fit()))
+    runner.start()
+    _wait_for(lambda: len(os.listdir(gate)) == 1)  # the replacement is restoring
+    (restoring,) = os.listdir(gate)
+    doomed = (gate / restoring).read_text()
+    drains.drain_node(doomed, time.time() + 30)
+    # Moved: a third worker restores on the other node, while the second still waits.
+    _wait_for(lambda: len(os.listdir(gate)) == 2)
+    (moved,) = set(os.listdir(gate)) - {restoring}
+    assert (gate / moved).read_text() != doomed
+    (gate / "open").touch()
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+    (result,) = outcome["results"]
+    assert result.error is None
+    assert result.metrics["restored_from"] == 5
+    assert result.metrics["node_id"] != doomed
+    assert (result.metrics["num_failures"], result.metrics["num_preemptions"]) == (1, 1)
+    assert result.metrics["total"] == expected_total(20)
+    # Lost: iteration 6, the last result before the kill; waiting: the restores included.
+    assert _check_lost_time(tmp_path, result) >= 0.1

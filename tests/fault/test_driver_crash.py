@@ -121,11 +121,15 @@ def test_restore_errored_trials(tmp_path: Path) -> None:
 
     (skipped,) = tune.Tuner.restore(path, Accumulator).fit()
     assert skipped.error is not None and skipped.metrics["training_iteration"] == 4
+    # Goodput totals come back from the experiment, and a resumed trial adds to them.
+    saving = errored.metrics["time_checkpointing_s"]
+    assert skipped.metrics["time_checkpointing_s"] == saving > 0
 
     (resumed,) = tune.Tuner.restore(resume_copy, Accumulator, resume_errored=True).fit()
     assert resumed.error is None
     assert resumed.metrics["restored_from"] == 4  # the fault fired once; resumed at 4
     assert resumed.metrics["total"] == expected_total(6)
+    assert resumed.metrics["time_checkpointing_s"] > saving  # and the save of iteration 6
 
     before = _files(Path(restart_copy))
     restarting = tune.Tuner.restore(restart_copy, Accumulator, restart_errored=True)

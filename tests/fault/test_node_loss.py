@@ -1,8 +1,9 @@
 """Node loss on a real multi-node Ray cluster, through both checkpoint transfer paths.
 
-The cluster: a head without CPUs (the driver's node) and two 1-CPU worker nodes. The node
-running trial 0 is removed mid-run and a fresh node added; the trial must resume on another
-node from its last checkpoint with its state intact.
+The cluster: a head without CPUs (the driver's node) and two 1-CPU worker nodes. Both
+trials hold in their 14th step; the node running trial 0 is removed then and a fresh node
+added; the trial must resume on another node from its last checkpoint (the 10th) with its
+state intact, and its goodput must count the three steps it redoes as lost.
 
 For the object-store path the storage is an in-memory filesystem that exists only in the
 driver's process: a worker that tried to write it would write into its own empty copy, so
@@ -24,12 +25,13 @@ import pytest
 from ray.cluster_utils import Cluster
 
 import tune_ckpt as tune
-from tune_ckpt import air
+from tune_ckpt import air, journal
 from tune_ckpt.storage.location import StorageLocation
 
 from ._trainables import Accumulator, expected_total
 
 ITERATIONS = 40
+HOLD_AT = 14  # both trials hold in this step while a node goes; the last checkpoint is 10
 
 
 def _wait_for(condition: Any, timeout: float = 60.0) -> None:
@@ -40,14 +42,47 @@ def _wait_for(condition: Any, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def _check_goodput(results: tune.ResultGrid, experiment: StorageLocation) -> None:
+    """The lost trial lost the step time between its checkpoint of iteration 10 and the
+    last result the driver had when the node went (iteration 13), as the journal recorded
+    both; nothing else of either trial was lost."""
+    first, second = results[0].metrics, results[1].metrics
+    entries, _ = journal._entries(experiment)
+    (at_failure, *_) = [
+        e for e in entries if e.get("trial_id") == first["trial_id"] and e.get("num_failures") == 1
+    ]
+    reached = at_failure["last_result"]
+    assert reached["training_iteration"] == HOLD_AT - 1
+    (checkpoint,) = [r for r in at_failure["checkpoints"] if r["iteration"] == 10]
+    lost = reached["time_total_s"] - checkpoint["metrics"]["time_total_s"]
+    assert lost >= 3 * 0.1  # three steps of at least their 0.1 s sleep
+    assert first["time_lost_s"] == pytest.approx(lost)
+    assert first["time_waiting_s"] > 0
+    assert first["time_checkpointing_s"] > 0
+    assert 0 < first["goodput"] < second["goodput"] <= 1
+    assert (second["time_lost_s"], second["time_waiting_s"]) == (0, 0)
+
+
 def _run_with_node_loss(
-    cluster: Cluster, tmp_path: Path, storage: dict[str, Any], checkpoint_exists: Any
+    cluster: Cluster,
+    tmp_path: Path,
+    storage: dict[str, Any],
+    checkpoint_exists: Any,
+    experiment: StorageLocation,
 ) -> tune.ResultGrid:
-    node_files = tmp_path / "nodes"
+    node_files, markers = tmp_path / "nodes", tmp_path / "markers"
     node_files.mkdir()
+    markers.mkdir()
     tuner = tune.Tuner(
         Accumulator,
-        param_space={"a": tune.grid_search([1, 2]), "sleep": 0.1, "node_file": str(node_files)},
+        param_space={
+            "a": tune.grid_search([1, 2]),
+            "sleep": 0.1,
+            "node_file": str(node_files),
+            "fault": "hang",
+            "fault_at": HOLD_AT,
+            "marker_dir": str(markers),
+        },
         run_config=air.RunConfig(
             name="exp",
             verbose=0,
@@ -60,23 +95,26 @@ def _run_with_node_loss(
     outcome: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: outcome.update(results=tuner.fit()))
     runner.start()
-    _wait_for(lambda: len(os.listdir(node_files)) == 2 and checkpoint_exists(10))
+    _wait_for(lambda: len([m for m in os.listdir(markers) if m.endswith(f"-{HOLD_AT}")]) == 2)
+    assert checkpoint_exists(10)
     trial_files = sorted(os.listdir(node_files))
     with open(node_files / trial_files[0]) as f:
         doomed = f.read()
     (node,) = [n for n in cluster.worker_nodes if n.node_id == doomed]
     cluster.remove_node(node, allow_graceful=False)
     cluster.add_node(num_cpus=1)
+    (markers / "release").touch()
     runner.join(timeout=240)
     assert not runner.is_alive()
     results: tune.ResultGrid = outcome["results"]
     first = results[0]
     assert first.error is None
     assert first.metrics["num_failures"] == 1
-    assert first.metrics["restored_from"] >= 10
+    assert first.metrics["restored_from"] == 10
     assert first.metrics["node_id"] != doomed
     for result, a in zip(results, [1, 2], strict=True):
         assert result.metrics["total"] == expected_total(ITERATIONS, a)
+    _check_goodput(results, experiment)
     return results
 
 
@@ -89,6 +127,7 @@ def test_node_loss_shared_storage(cluster: Cluster, tmp_path: Path) -> None:
         tmp_path,
         {"storage_path": str(storage), "checkpoint_transfer": "shared"},
         lambda it: any((d / f"checkpoint_{it:06d}").is_dir() for d in trial_dirs()),
+        StorageLocation.resolve(str(storage / "exp")),
     )
     assert results[0].checkpoint is not None
     assert results[0].checkpoint.path.startswith(str(storage))
@@ -113,6 +152,7 @@ def test_node_loss_object_store_transfer(cluster: Cluster, tmp_path: Path) -> No
         tmp_path,
         {"storage_path": root, "storage_filesystem": fs, "checkpoint_transfer": "auto"},
         checkpoint_exists,
+        location.child("exp"),
     )
     checkpoint = results[0].checkpoint
     assert checkpoint is not None and checkpoint.filesystem is fs

@@ -104,6 +104,8 @@ def test_live_table_on_a_terminal(tmp_path: Path) -> None:
     final_table = out[out.rindex("┏") :]
     assert "42" in final_table
     assert f"best trial {trials[1].trial_id}: val/acc=0.501 (max)" in out
+    # Two trials of 75 s of steps each, nothing lost, saved or waited for.
+    assert "goodput 100.0% of 150.0 s step time: 0.0 s lost to redone steps" in out
 
 
 def test_warnings_print_through_a_handler_when_logging_is_unconfigured(

@@ -27,6 +27,7 @@ from tune_ckpt.cli.gather import (
 from tune_ckpt.cli.gather_checks import records_by_path, trial_checks
 from tune_ckpt.config import StorageRetry
 from tune_ckpt.errors import CheckpointError, ExperimentError
+from tune_ckpt.goodput import SweepGoodput, useful_seconds
 from tune_ckpt.metrics import as_score, lookup
 from tune_ckpt.result_files import read_results
 from tune_ckpt.storage import paths
@@ -105,6 +106,7 @@ def trial_row(
         "best_metric": best_score([*history, last], metric, mode),
         "num_checkpoints": len(committed),
         "checkpoint_bytes": size,
+        **trial.goodput.fields(useful_seconds(last)),
     }
 
 
@@ -114,6 +116,8 @@ def experiment_listing(experiment: StorageLocation) -> Doc:
     metric, mode = tune_settings(header)
     store = CheckpointStore(experiment)
     state, lease = experiment_state(experiment, trials)
+    rows = [trial_row(experiment, store, t, metric, mode, state) for t in trials.values()]
+    goodput = SweepGoodput.of((t.goodput, useful_seconds(t.last_result)) for t in trials.values())
     return {
         "kind": "experiment",
         "path": experiment.uri(),
@@ -125,7 +129,8 @@ def experiment_listing(experiment: StorageLocation) -> Doc:
         "state": state,
         "lease": lease.to_json() if lease else None,
         "statuses": status_counts(trials, state),
-        "trials": [trial_row(experiment, store, t, metric, mode, state) for t in trials.values()],
+        "sweep_goodput": goodput.to_json(),
+        "trials": rows,
     }
 
 
@@ -189,6 +194,7 @@ def show(path: str, retry: StorageRetry = CLI_RETRY) -> Doc:
     by_iteration = {result_iteration(r): r for r in history}
     records = records_by_path(trial)
     checks = trial_checks(experiment, store, trial, state)
+    last = last_result(trial, history)
     checkpoints = []
     for relative, checked in checks:
         record = records.get(relative)
@@ -235,7 +241,8 @@ def show(path: str, retry: StorageRetry = CLI_RETRY) -> Doc:
         "traceback": trial.error,
         "metric": metric,
         "mode": mode,
-        "last_result": last_result(trial, history),
+        "last_result": last,
+        **trial.goodput.fields(useful_seconds(last)),
         "checkpoints": checkpoints,
     }
 

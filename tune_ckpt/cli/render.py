@@ -18,11 +18,20 @@ from rich.text import Text
 
 from tune_ckpt.metrics import lookup
 from tune_ckpt.progress_table import STATUS_STYLE
-from tune_ckpt.result import AUTO_FILLED, NUM_FAILURES, NUM_PREEMPTIONS
+from tune_ckpt.result import (
+    AUTO_FILLED,
+    GOODPUT,
+    GOODPUT_FIELDS,
+    NUM_FAILURES,
+    NUM_PREEMPTIONS,
+    TIME_CHECKPOINTING_S,
+    TIME_LOST_S,
+    TIME_WAITING_S,
+)
 
 Doc = dict[str, Any]
 
-_BOOKKEEPING = frozenset(AUTO_FILLED) | {NUM_FAILURES, NUM_PREEMPTIONS}
+_BOOKKEEPING = frozenset(AUTO_FILLED) | {NUM_FAILURES, NUM_PREEMPTIONS} | frozenset(GOODPUT_FIELDS)
 """Result fields every trial has: left out of the compact metrics of a checkpoint."""
 
 
@@ -69,6 +78,19 @@ def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return "" if value is None else str(value)
+
+
+def _percent(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else ""
+
+
+def _goodput(doc: Doc) -> str:
+    """``97.1% (0.3 s lost to redone steps, 1.2 s checkpointing, 0.8 s waiting)``."""
+    return (
+        f"{_percent(doc.get(GOODPUT))} ({doc.get(TIME_LOST_S, 0.0):.1f} s lost to redone "
+        f"steps, {doc.get(TIME_CHECKPOINTING_S, 0.0):.1f} s checkpointing, "
+        f"{doc.get(TIME_WAITING_S, 0.0):.1f} s waiting to be rescheduled)"
+    )
 
 
 def human_size(size: int | None) -> str:
@@ -168,6 +190,8 @@ def _experiment(doc: Doc, console: Console) -> None:
             f"{_state(doc)}; {_trials(len(doc['trials']))}: {_counts(doc['statuses'])}"
         )
     )
+    sweep = doc["sweep_goodput"]
+    console.print(Text(f"goodput {_goodput(sweep)} over {sweep['useful_s']:.1f} s step time"))
     table = Table()
     table.add_column("trial", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -177,11 +201,13 @@ def _experiment(doc: Doc, console: Console) -> None:
         table.add_column(metric, justify="right")
     table.add_column("checkpoints", justify="right")
     table.add_column("size", justify="right")
+    table.add_column("goodput", justify="right")
     for trial in doc["trials"]:
         cells = [_text(trial["trial_id"]), _status(trial["status"]), _text(trial["iterations"])]
         if metric:
             cells.append(_text(_number(trial["best_metric"])))
         cells += [_text(trial["num_checkpoints"]), _text(human_size(trial["checkpoint_bytes"]))]
+        cells.append(_text(_percent(trial[GOODPUT])))
         table.add_row(*cells)
     console.print(table)
 
@@ -193,6 +219,7 @@ def _trial(doc: Doc, console: Console) -> None:
     about.add_row("status", _status(doc["status"]))
     about.add_row("failures", _text(doc["num_failures"]))
     about.add_row("preemptions", _text(doc["num_preemptions"]))
+    about.add_row("goodput", _text(_goodput(doc)))
     if doc["error"]:
         about.add_row("error", _text(doc["error"], "red"))
     console.print(about)

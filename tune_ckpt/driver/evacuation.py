@@ -60,6 +60,10 @@ class Evacuation:
         )
         return plan
 
+    def draining(self, node_id: str) -> bool:
+        """Whether ``node_id`` is among the draining nodes seen at the last poll."""
+        return node_id in self._known
+
     def evacuating(self, trial_id: str) -> bool:
         """Whether the trial is on a draining node (its actor takes no more steps)."""
         return trial_id in self._node_of

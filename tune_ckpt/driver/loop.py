@@ -42,6 +42,7 @@ from tune_ckpt.driver.runner_base import Call, Slot
 from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.driver.trial_source import TrialSource
 from tune_ckpt.errors import StorageError, TrialError
+from tune_ckpt.goodput import useful_seconds
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
@@ -192,6 +193,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         files = ResultFiles(self._experiment, trial.trial_dir)
         if trial.last_result and not trial.checkpoints:
             # A restart with nothing to restore begins at iteration 1 again; so does its history.
+            trial.goodput.rolled_back(trial.last_result, 0.0)
             files.truncate_after(0)
             trial.last_result = {}
         # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
@@ -201,6 +203,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             self._slots[trial.trial_id] = slot
             trial.set_status(TrialStatus.RUNNING)
             self._events.trial_started(trial)
+            self._locate(slot)
             use_reset_config = self._tune_config.reuse_actors is True
             ref = reusable.reset.remote(trial.config, self._context(trial), use_reset_config)
             self._inflight[ref] = Call(slot, "reset")
@@ -216,6 +219,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
         self._slots[trial.trial_id] = slot
         trial.set_status(TrialStatus.RUNNING)
         self._events.trial_started(trial)
+        self._locate(slot)
         try:
             self._book.prepare_start(trial)
         except StorageError as exc:
@@ -231,6 +235,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _train(self, slot: Slot) -> None:
         if self._evacuation.evacuating(slot.trial.trial_id):
             return  # its node is draining: it saves and moves, or has moved already
+        slot.trial.goodput.resumed(time.monotonic())
         self._inflight[slot.actor.train_batch.remote()] = Call(slot, "train")
 
     # -- dispatching results ---------------------------------------------------------------
@@ -243,6 +248,9 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             value = ray.get(ref)
         except RayError as exc:
             self._on_failure(slot, exc)
+            return
+        if call.kind == "node":
+            self._on_located(slot, value)  # not a sign the actor ran anything of the trial
             return
         slot.answered = True
         self._startup_losses.answered(slot.trial.trial_id)
@@ -290,6 +298,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             if new:
                 result[keys.NUM_FAILURES] = trial.num_failures
                 result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
+                result.update(trial.goodput.fields(useful_seconds(result)))
                 trial.last_result = result
                 slot.files.add(result)
                 self._source.result(trial, result)
@@ -334,6 +343,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             # What a save costs: the worker's part, and the driver's commit of a packed one.
             cost = saved.seconds + (time.monotonic() - started if saved.packed else 0.0)
             self._save_costs.record(slot.trial.trial_id, cost)
+            slot.trial.goodput.checkpointed(cost)
             slot.saved_at = time.monotonic()
             self._events.checkpoint_committed(slot.trial, saved.path)
 
@@ -371,6 +381,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             logger.warning(
                 "trial %s: no checkpoint verifies; starting from scratch", trial.trial_id
             )
+        trial.goodput.rolled_back(trial.last_result, used.state.time_total_s if used else 0.0)
         self._book.roll_back(trial, slot.files, iteration)
         self._progress.trial_started(trial, self._experiment.uri(used.path) if used else None)
         self._events.trial_restored(trial, used is not None)
@@ -420,6 +431,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
 
     def _release(self, slot: Slot, refresh: bool) -> None:
         """Forget a trial's actor after it died or was preempted, and kill what is left."""
+        slot.trial.goodput.interrupted(time.monotonic())  # until it steps again
         self._vacate(slot, kill)
         self._placement.refresh(force=refresh)
         self._start_evacuation_saves()  # its lane on a draining node frees

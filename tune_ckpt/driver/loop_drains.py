@@ -1,6 +1,10 @@
 """The driver loop's handling of draining nodes: a node newly draining takes no new trials,
 its idle actors stop, and its trials save (the most unsaved work per second of save first,
-within the deadline) and move to other nodes."""
+within the deadline) and move to other nodes.
+
+A new actor's node is asked for as soon as it starts, so a trial still restoring (or
+resetting) when its node drains moves too: at once, as it has nothing unsaved, and it has
+not yet rolled back, so a save there would checkpoint the wrong state."""
 
 from __future__ import annotations
 
@@ -31,7 +35,9 @@ class DrainHandling(RunnerBase):
         trials = []
         for slot in slots:
             latest = slot.trial.latest_checkpoint
-            unsaved = latest is None or latest.iteration < slot.trial.iteration
+            unsaved = not self._restoring(slot) and (
+                latest is None or latest.iteration < slot.trial.iteration
+            )
             trials.append(
                 DrainingTrial(
                     slot.trial.trial_id,
@@ -48,6 +54,30 @@ class DrainHandling(RunnerBase):
             if plan.action(slot.trial.trial_id) != EmergencyAction.SAVE:
                 self._on_preempted(slot)  # at once: resumes from its last checkpoint
         self._start_evacuation_saves()
+
+    def _restoring(self, slot: Slot) -> bool:
+        """Whether the slot's actor is still being readied (probe, restore or reset under
+        way): the trial's last result is not yet that of the state it will have."""
+        return any(
+            call.slot is slot and call.kind in ("probe", "restore", "reset")
+            for call in self._inflight.values()
+        )
+
+    def _locate(self, slot: Slot) -> None:
+        """Ask a newly started (or reused) actor for its node: its first step may be far
+        off while it restores, and a drain meanwhile must find it."""
+        self._inflight[slot.actor.node_id.remote()] = Call(slot, "node")
+
+    def _on_located(self, slot: Slot, node_id: str) -> None:
+        if slot.node_id:
+            return  # a step already told
+        slot.node_id = node_id
+        if self._evacuation.draining(node_id) and not self._evacuation.evacuating(
+            slot.trial.trial_id
+        ):
+            # Placed just before its node began draining, which was handled without it:
+            # it is being readied, so it has nothing unsaved here; it moves at once.
+            self._on_preempted(slot)
 
     def _start_evacuation_saves(self) -> None:
         for trial_id in self._evacuation.startable():

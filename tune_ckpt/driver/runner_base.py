@@ -44,6 +44,7 @@ class Slot:
 class Call:
     slot: Slot
     # "train" | "save" | "save_end" | "pause" | "probe" | "restore" | "reset" | "evacuate"
+    # | "node" (a new actor's node)
     kind: str
 
 
