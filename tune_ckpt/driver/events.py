@@ -104,8 +104,7 @@ class TrialEvents:
         storage, recorded and journaled."""
         if not self._callbacks:
             return
-        location = self._experiment.child(relative_path)
-        checkpoint = Checkpoint(location.root, location.fs)
+        checkpoint = Checkpoint.at(self._experiment.child(relative_path))
         self._trial_hook("on_checkpoint", trial, checkpoint=checkpoint)
         self._trial_hook("on_trial_save", trial)
 
