@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from tune_ckpt.records import CheckpointRecord
+from tune_ckpt.records import CheckpointRecord, ExploitReference
 
 
 class TrialStatus(str, enum.Enum):
@@ -62,6 +62,8 @@ class Trial:
         trainable_name: the trainable's name (Ray Tune's ``Trial.trainable_name``).
         experiment_tag: its index and sampled values, ``"3_lr=0.01,layers=2"`` (Ray
             Tune's ``Trial.experiment_tag``).
+        exploit: a PBT exploit under way: the donor's checkpoint it restores and its
+            new config (see :class:`ExploitReference`); None otherwise.
     """
 
     trial_id: str
@@ -76,6 +78,7 @@ class Trial:
     trial_name: str = ""
     trainable_name: str = ""
     experiment_tag: str = ""
+    exploit: ExploitReference | None = None
 
     def __str__(self) -> str:
         return self.name  # as Ray Tune's Trial: its name
@@ -120,6 +123,7 @@ class Trial:
             "trial_name": self.trial_name,
             "trainable_name": self.trainable_name,
             "experiment_tag": self.experiment_tag,
+            "exploit": self.exploit.to_json() if self.exploit else None,
         }
 
     @classmethod
@@ -137,4 +141,5 @@ class Trial:
             trial_name=str(data.get("trial_name") or ""),
             trainable_name=str(data.get("trainable_name") or ""),
             experiment_tag=str(data.get("experiment_tag") or ""),
+            exploit=ExploitReference.from_json(data["exploit"]) if data.get("exploit") else None,
         )

@@ -34,6 +34,7 @@ from tune_ckpt.driver.drain_watch import POLL_S, DrainWatch
 from tune_ckpt.driver.emergency import SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
 from tune_ckpt.driver.loop_drains import DrainHandling
+from tune_ckpt.driver.loop_exploits import ExploitHandling, ExploitState
 from tune_ckpt.driver.loop_failures import FailureHandling, StopSweep
 from tune_ckpt.driver.loop_scheduling import SchedulerHandling
 from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
@@ -53,7 +54,7 @@ from tune_ckpt.trial import Trial, TrialStatus
 logger = logging.getLogger(__name__)
 
 
-class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
+class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling, ExploitHandling):
     """Runs a set of trials of one trainable to completion."""
 
     def __init__(
@@ -80,7 +81,9 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             journal,
             progress,
             on_journal=self._sched.save_state,
+            trials=trials,
         )
+        self._exploits = ExploitState()
         self._stop = StopRule(run_config.stop)
         self._run_config = run_config
         self._tune_config = tune_config
@@ -175,12 +178,13 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _start(self, trial: Trial, request: dict[str, float]) -> None:
         self._placement.take(request)
         files = ResultFiles(self._experiment, trial.trial_dir)
-        if trial.last_result and not trial.checkpoints:
+        if trial.last_result and not trial.checkpoints and trial.exploit is None:
             # A restart with nothing to restore begins at iteration 1 again; so does its history.
             files.truncate_after(0)
             trial.last_result = {}
         # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
-        reusable = None if trial.checkpoints else self._actors.take_idle(request)
+        must_restore = trial.checkpoints or trial.exploit is not None
+        reusable = None if must_restore else self._actors.take_idle(request)
         if reusable is not None:
             slot = Slot(trial, reusable, request, files)
             self._slots[trial.trial_id] = slot
@@ -194,7 +198,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
 
     def _start_fresh(self, trial: Trial, request: dict[str, float], files: ResultFiles) -> None:
         actor = self._actors.start(
-            request, trial.config, self._context(trial), self._placement.avoid()
+            request, self._launch_config(trial), self._context(trial), self._placement.avoid()
         )
         slot = Slot(trial, actor, request, files)
         self._slots[trial.trial_id] = slot
@@ -205,7 +209,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             # Part of restoring the trial: a failure of the trial, not of the sweep.
             self._on_failure(slot, exc)
             return
-        if trial.checkpoints:
+        if trial.checkpoints or trial.exploit is not None:
             self._inflight[actor.shares_storage.remote()] = Call(slot, "probe")
         else:
             self._progress.trial_started(trial, None)
@@ -214,6 +218,8 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _train(self, slot: Slot) -> None:
         if self._evacuation.evacuating(slot.trial.trial_id):
             return  # its node is draining: it saves and moves, or has moved already
+        if self._exploit_takes(slot):
+            return  # a PBT exploit restores the donor's checkpoint first
         self._inflight[slot.actor.train_batch.remote()] = Call(slot, "train")
 
     # -- dispatching results ---------------------------------------------------------------
@@ -247,6 +253,8 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                 self._on_saved(slot, value)
             elif call.kind == "pause":
                 self._on_paused(slot, value)
+            elif call.kind == "exploit":
+                self._on_exploited(slot, value)
         except StopKeyError as exc:
             self._abort = exc
         except RayError as exc:
@@ -314,10 +322,13 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             cost = saved.seconds + (time.monotonic() - started if saved.packed else 0.0)
             self._save_costs.record(slot.trial.trial_id, cost)
             slot.saved_at = time.monotonic()
+        self._resolve_donor(slot.trial)  # exploits waiting for its checkpoint
 
     # -- restore ---------------------------------------------------------------------------
 
     def _restore(self, slot: Slot, shares_storage: bool) -> None:
+        if self._restore_exploit(slot):
+            return
         candidates = self._book.candidates(slot.trial)
         if shares_storage:
             ref = slot.actor.restore.remote(candidates)
@@ -362,6 +373,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _finish(self, slot: Slot, status: TrialStatus) -> None:
         trial = slot.trial
         self._drop_calls(slot)
+        self._release_exploits(slot, finished=True)
         trial.set_status(status)
         slot.files.flush()
         self._book.journal(trial)
@@ -381,6 +393,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _vacate(self, slot: Slot, end_actor: Callable[[Any], None]) -> None:
         """The trial gives its actor and resources back (``end_actor``: kill or terminate)."""
         self._drop_calls(slot)
+        self._release_exploits(slot, finished=False)
         end_actor(slot.actor)
         self._slots.pop(slot.trial.trial_id, None)
         self._placement.give(slot.resources)

@@ -20,7 +20,7 @@ from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.persistence import SavedCheckpoint
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
-from tune_ckpt.schedulers import SchedulerAction
+from tune_ckpt.schedulers import Exploit, SchedulerAction
 from tune_ckpt.trial import Trial, TrialStatus
 
 
@@ -42,6 +42,7 @@ class Slot:
 class Call:
     slot: Slot
     # "train" | "save" | "save_end" | "pause" | "probe" | "restore" | "reset" | "evacuate"
+    # | "exploit"
     kind: str
 
 
@@ -78,4 +79,16 @@ class RunnerBase:
     def _conclude(
         self, trial: Trial, status: TrialStatus, hook: Callable[[Trial], list[SchedulerAction]]
     ) -> None:
+        raise NotImplementedError
+
+    def _train(self, slot: Slot) -> None:
+        raise NotImplementedError
+
+    def _pause(self, slot: Slot) -> None:
+        raise NotImplementedError
+
+    def _on_failure(self, slot: Slot, exc: BaseException) -> None:
+        raise NotImplementedError
+
+    def _apply_exploit(self, action: Exploit) -> None:
         raise NotImplementedError
