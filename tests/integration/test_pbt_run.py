@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import itertools
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -39,9 +40,11 @@ class Grower(tune.Trainable):
     def step(self) -> dict[str, Any]:
         _barrier(self.config, self.trial_id, self.iteration + 1)
         corrupt = self.config.get("corrupt_at")
-        if corrupt is not None and self.iteration + 1 == corrupt:
+        mine = self.config.get("corrupt_rate") == self.config["rate"]
+        if mine and self.iteration + 1 == corrupt:
             _truncate_other_checkpoints(self.trial_dir, self.trial_id)
         self.value += self.config["rate"]
+        _completed(self.config, self.trial_id, self.iteration + 1)
         return {"value": self.value, "loaded": self.loaded, "rate": self.config["rate"]}
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
@@ -54,13 +57,12 @@ class Grower(tune.Trainable):
 
 def _barrier(config: dict[str, Any], trial_id: str, iteration: int) -> None:
     """With ``config["barrier"]`` (a folder): step ``iteration`` waits until every other
-    trial of the ``population`` reached ``iteration - 1``, so trials that all hold an actor
-    stay in step (microsecond steps would otherwise let one finish before another starts)."""
+    trial of the ``population`` completed ``iteration - 1``, so trials that all hold an
+    actor stay in step (microsecond steps would otherwise let one finish before another
+    starts)."""
     folder = config.get("barrier")
     if not folder:
         return
-    with open(os.path.join(folder, trial_id), "w") as f:
-        f.write(str(iteration - 1))
     deadline = time.monotonic() + 60
     while True:
         reached = {}
@@ -69,11 +71,19 @@ def _barrier(config: dict[str, Any], trial_id: str, iteration: int) -> None:
                 text = f.read()
             reached[name] = int(text) if text else 0
         others = [v for k, v in reached.items() if k != trial_id]
-        if len(reached) >= config["population"] and min(others) >= iteration - 1:
+        everyone = len(others) >= config["population"] - 1
+        if iteration == 1 or (everyone and min(others, default=0) >= iteration - 1):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"barrier: {reached} at iteration {iteration}")
         time.sleep(0.005)
+
+
+def _completed(config: dict[str, Any], trial_id: str, iteration: int) -> None:
+    folder = config.get("barrier")
+    if folder:
+        with open(os.path.join(folder, trial_id), "w") as f:
+            f.write(str(iteration))
 
 
 def _truncate_other_checkpoints(trial_dir: str, trial_id: str) -> None:
@@ -104,6 +114,7 @@ def grow_fn(config: dict[str, Any]) -> None:
                 {"value": value, "owner": owner, "iteration": iteration}
             )
 
+        _completed(config, tune.get_context().get_trial_id(), iteration)
         tune.report({"value": value, "loaded": loaded, "rate": config["rate"]}, checkpoint=snapshot)
 
 
@@ -128,12 +139,13 @@ def _fit(
     space: dict[str, Any],
     pbt: PopulationBasedTraining,
     iterations: int,
+    max_concurrent_trials: int | None = None,
     **run_kw: Any,
 ) -> Any:
     return tune.Tuner(
         trainable,
         param_space=space,
-        tune_config=tune.TuneConfig(scheduler=pbt),
+        tune_config=tune.TuneConfig(scheduler=pbt, max_concurrent_trials=max_concurrent_trials),
         run_config=tune.RunConfig(
             storage_path=str(tmp_path),
             name="exp",
@@ -161,22 +173,26 @@ def _exploits(tmp_path: Path) -> list[list[Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _check_every_restore(results: dict[str, list[dict[str, Any]]]) -> int:
-    """Each result after a load continues from the loaded checkpoint, which is another
-    trial's real state at that iteration; returns how many exploits were seen."""
-    seen = 0
+def _check_every_restore(
+    results: dict[str, list[dict[str, Any]]], exploits: list[list[Any]]
+) -> None:
+    """Each result after a restore (an exploit's, or a pause's own) continues from the
+    loaded checkpoint, which is a real state of the trial it names at that iteration; the
+    trials' loads of other trials' checkpoints are exactly the exploits PBT logged."""
+    foreign = []
     for trial_id, history in results.items():
         for before, after in itertools.pairwise(history):
             loaded = after["loaded"]
             if not loaded or loaded == before["loaded"]:
                 continue
-            seen += 1
-            assert loaded["owner"] != trial_id, "restored its own checkpoint, not a donor's"
             assert after["training_iteration"] == loaded["iteration"] + 1
             assert after["value"] == loaded["value"] + after["rate"]
-            donor = {r["training_iteration"]: r["value"] for r in results[loaded["owner"]]}
-            assert loaded["iteration"] in donor
-    return seen
+            owner = {r["training_iteration"]: r["value"] for r in results[loaded["owner"]]}
+            assert loaded["iteration"] in owner
+            if loaded["owner"] != trial_id:
+                foreign.append((trial_id, loaded["owner"]))
+    assert sorted(foreign) == sorted((line[0], line[1]) for line in exploits)
+    assert exploits, "no exploit happened"
 
 
 def _verify_storage(tmp_path: Path) -> None:
@@ -202,9 +218,8 @@ def test_an_exploit_restores_the_donors_checkpoint_in_place(tmp_path: Path) -> N
     results = _fit(tmp_path, Grower, space, _pbt(), iterations=9)
     assert all(r.error is None for r in results)
     history = _results(tmp_path)
-    assert _check_every_restore(history) >= 1
     exploits = _exploits(tmp_path)
-    assert exploits
+    _check_every_restore(history, exploits)
     target = exploits[0][0]
     rows = history[target]
     assert [r["training_iteration"] for r in rows][:3] == [1, 2, 3]  # not truncated
@@ -218,3 +233,101 @@ def test_an_exploit_restores_the_donors_checkpoint_in_place(tmp_path: Path) -> N
     assert on_disk["rate"] == rows[-1]["rate"]
     assert (tmp_path / "exp" / f"pbt_policy_{target}.txt").exists()
     _verify_storage(tmp_path)
+
+
+def test_the_object_store_path_sends_the_donors_checkpoint_packed(tmp_path: Path) -> None:
+    """Workers that do not write the storage: the driver reads the donor's checkpoint,
+    verifies it and sends it packed; the exploiter still continues the donor's number."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    space = {"rate": tune.grid_search([1, 100]), "barrier": str(barrier), "population": 2}
+    results = _fit(
+        tmp_path, Grower, space, _pbt(), iterations=9, checkpoint_transfer="object_store"
+    )
+    assert all(r.error is None for r in results)
+    _check_every_restore(_results(tmp_path), _exploits(tmp_path))
+    _verify_storage(tmp_path)
+
+
+def test_num_to_keep_1_never_loses_a_checkpoint_an_exploiter_needs(tmp_path: Path) -> None:
+    """Ray Tune #8441/#9036: a checkpoint every iteration and only one kept, a perturbation
+    every 2 iterations: each donor's retention drops the checkpoint its exploiter is about
+    to load, yet every exploit restores it (none is missing), and storage verifies."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    space = {"rate": tune.grid_search([1, 100]), "barrier": str(barrier), "population": 2}
+    results = _fit(
+        tmp_path,
+        Grower,
+        space,
+        _pbt(perturbation_interval=2),
+        iterations=16,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1),
+    )
+    assert all(r.error is None for r in results)
+    assert all(r.metrics["training_iteration"] == 16 for r in results)
+    exploits = _exploits(tmp_path)
+    assert len(exploits) >= 4
+    _check_every_restore(_results(tmp_path), exploits)
+    _verify_storage(tmp_path)
+
+
+def test_function_trainables_are_asked_for_a_checkpoint_through_their_callable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ray Tune #27170: functions that never checkpoint on their own (no frequency) but
+    pass a checkpoint callable: the donors are asked for checkpoints, and no exploit is
+    skipped for want of one."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    space = {"rate": tune.grid_search([1, 100]), "barrier": str(barrier), "population": 2}
+    with caplog.at_level(logging.WARNING):
+        results = _fit(tmp_path, grow_fn, space, _pbt(), iterations=9)
+    assert all(r.error is None for r in results)
+    _check_every_restore(_results(tmp_path), _exploits(tmp_path))
+    assert "skipping the exploit" not in caplog.text
+
+
+def test_synchronous_pbt_with_pauses_racing_saves_ends_every_trial(tmp_path: Path) -> None:
+    """Ray Tune #28511/#57906: synch PBT, four trials on two CPUs; trials pause at each
+    perturbation point while top trials' checkpoints are still being saved. The sweep
+    ends (no hang), every trial TERMINATED at the last iteration, none in ERROR."""
+    space = {"rate": tune.grid_search([1, 2, 5, 100])}
+    pbt = _pbt(synch=True, quantile_fraction=0.25)
+    results = _fit(tmp_path, Grower, space, pbt, iterations=7)
+    assert all(r.error is None for r in results)
+    assert all(r.metrics["training_iteration"] == 7 for r in results)
+    experiment = StorageLocation.resolve(str(tmp_path / "exp"))
+    _, trials = journal.load(experiment)
+    assert {t.status.value for t in trials.values()} == {"TERMINATED"}
+    _check_every_restore(_results(tmp_path), _exploits(tmp_path))
+    _verify_storage(tmp_path)
+
+
+def test_a_bad_donor_checkpoint_skips_the_exploit_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One trial at a time: the first (rate 100) pauses at iteration 3 with a checkpoint;
+    the second truncates that checkpoint's file at its own step 3, then, in the bottom
+    quantile, is to clone it. The exploit is skipped with a warning, and the trial goes on
+    with its own number and config."""
+    space = {"rate": tune.grid_search([100, 1]), "corrupt_at": 3, "corrupt_rate": 1}
+    with caplog.at_level(logging.WARNING):
+        results = _fit(
+            tmp_path,
+            Grower,
+            space,
+            _pbt(hyperparam_mutations={"rate": [1, 100]}),
+            iterations=6,
+            max_concurrent_trials=1,
+        )
+    assert "skipping the exploit" in caplog.text
+    history = _results(tmp_path)
+    experiment = StorageLocation.resolve(str(tmp_path / "exp"))
+    _, trials = journal.load(experiment)
+    (victim,) = [t for t in trials.values() if t.experiment_tag.startswith("1_")]
+    rows = history[victim.trial_id]
+    assert victim.config["rate"] == 1
+    assert [r["value"] for r in rows] == list(range(1, len(rows) + 1))
+    assert all(not r["loaded"] or r["loaded"]["owner"] == victim.trial_id for r in rows)
+    assert all(r.error is None for r in results)

@@ -293,15 +293,15 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling, ExploitHand
             if new and self._sched.active and not outcome.finished:
                 decision, actions = self._sched.result(trial, result)
                 self._apply(actions)
-            if decision == SchedulerDecision.PAUSE:
-                self._pause(slot)
-                return
             if (
                 decision == SchedulerDecision.STOP
                 or outcome.finished
                 or self._stop.reached(trial.trial_id, result)
             ):
-                self._end(slot)
+                self._end(slot)  # before a pause: a trial that reached its stop ends
+                return
+            if decision == SchedulerDecision.PAUSE:
+                self._pause(slot)
                 return
         self._train(slot)
 
