@@ -214,6 +214,37 @@ class TrialActor:
         self._unsaved_results.clear()
         return outcome
 
+    def exploit(
+        self,
+        config: dict[str, Any],
+        candidate: RestoreCandidate,
+        packed: PackedCheckpoint | None = None,
+        replace_trainable: bool = True,
+        use_reset_config: bool = False,
+    ) -> RestoreOutcome | None:
+        """PBT: load another trial's checkpoint ``candidate`` into this actor, with
+        ``config``. The checkpoint is verified (by the driver when it sent it ``packed``)
+        before anything changes: when it is bad, the outcome says so (``used`` None) and the
+        trainable goes on untouched on its own state. ``replace_trainable``: the trainable
+        running now gets ``config`` (through ``reset_config`` when asked and supported,
+        else as a fresh instance in this process); False for an actor started with it.
+        None: this worker cannot read the storage, and the driver must send it packed."""
+        if packed is None and not self._writer.shared:
+            return None
+        checkpoint, outcome = self._writer.open([candidate], packed)
+        if checkpoint is None or outcome.used is None:
+            return outcome
+        if replace_trainable and not (
+            use_reset_config and self._trainable.reset(config, self._ctx.trial_id)
+        ):
+            self._trainable.stop()
+            self._trainable = self._cls(config, self._ctx.trial_id)
+        load_into(self._trainable, checkpoint, candidate.state)
+        self._last_saved = candidate.state.iteration
+        self._unsaved_results.clear()
+        self._last_result = {}
+        return outcome
+
     def restore_checkpoint(self, checkpoint: Checkpoint, iteration: int) -> None:
         """Restore from a Checkpoint object (``validate_save_restore``)."""
         from tune_ckpt.trainable import TrainableState

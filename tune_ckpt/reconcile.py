@@ -5,10 +5,12 @@ checked against the one the experiment was started with."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from tune_ckpt.errors import CheckpointError
 from tune_ckpt.records import CheckpointRecord
+from tune_ckpt.references import under
 from tune_ckpt.result_files import ResultFiles, read_results
 from tune_ckpt.search import space_structure
 from tune_ckpt.storage.commit import CheckpointStore
@@ -41,16 +43,38 @@ def check_restored_space(
         )
 
 
-def reconcile(trial: Trial, experiment: StorageLocation, store: CheckpointStore) -> None:
+def reconcile(
+    trial: Trial,
+    experiment: StorageLocation,
+    store: CheckpointStore,
+    elsewhere: Collection[str] = (),
+) -> None:
     """Make the trial's checkpoint records match what storage holds, and its result files
     reach its newest checkpoint.
 
     A checkpoint committed after the journal's last word (the driver died before it heard
     of it) is used; the results leading up to it, which the driver may never have written,
-    come from its manifest, so the history stays continuous.
+    come from its manifest, so the history stays continuous. Checkpoints in the trial's
+    folder that other trials' records refer to (``elsewhere``: a PBT exploiter's record of
+    a checkpoint its donor no longer keeps, or the exploiter's lineage before an exploit)
+    are not adopted; the trial's records of other trials' checkpoints (its exploit's) are
+    kept while they are committed.
     """
-    on_storage = store.list_committed(trial.trial_dir)
     known = {r.path: r for r in trial.checkpoints}
+    on_storage = [
+        relative
+        for relative in store.list_committed(trial.trial_dir)
+        if relative in known or relative not in elsewhere
+    ]
+    foreign = [r for r in trial.checkpoints if not under(trial.trial_dir, r.path)]
+    for record in list(foreign):
+        try:
+            store.read(record.path)
+        except CheckpointError as exc:
+            logger.warning(
+                "trial %s: dropping its record of %s: %s", trial.trial_id, record.path, exc
+            )
+            foreign.remove(record)
     history = read_results(experiment, trial.trial_dir)
     last = max((int(r.get("training_iteration", 0)) for r in history), default=0)
     unknown = {}
@@ -77,7 +101,7 @@ def reconcile(trial: Trial, experiment: StorageLocation, store: CheckpointStore)
         files.flush()
         history.extend(missing)
     by_iteration = {int(r.get("training_iteration", 0)): r for r in history}
-    trial.checkpoints = [
+    trial.checkpoints = foreign + [
         known[relative]
         if relative in known
         else CheckpointRecord(

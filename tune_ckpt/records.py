@@ -52,3 +52,38 @@ class CheckpointRecord:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), sort_keys=True, default=repr)
+
+
+@dataclass(frozen=True)
+class ExploitReference:
+    """PBT: a trial about to restore another trial's checkpoint (no bytes are copied).
+
+    Journaled on the exploiting trial before it restarts, so a driver that dies in the
+    middle of an exploit is resumed by carrying it out, and so the checkpoint stays alive
+    (retention, ``gc`` and the deleter keep any checkpoint a live record refers to).
+
+    Attributes:
+        donor_id: the trial cloned.
+        checkpoint: the donor's committed checkpoint (path relative to the experiment
+            root, manifest digest, iteration): restored exactly, verified by digest.
+        config: the explored config the trial runs with once the checkpoint is loaded.
+    """
+
+    donor_id: str
+    checkpoint: CheckpointRecord
+    config: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "donor_id": self.donor_id,
+            "checkpoint": self.checkpoint.to_json(),
+            "config": self.config,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExploitReference:
+        return cls(
+            donor_id=str(data["donor_id"]),
+            checkpoint=CheckpointRecord.from_json(data["checkpoint"]),
+            config=dict(data["config"]),
+        )

@@ -9,7 +9,7 @@ by construction: records only exist for committed checkpoints.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from tune_ckpt.config import CheckpointConfig
@@ -87,3 +87,20 @@ def warn_unscored_once(plan: RetentionPlan, config: CheckpointConfig, warned: se
         attribute,
         lookup(record.metrics, attribute),
     )
+
+
+def unreferenced(
+    dropped: Iterable[CheckpointRecord], live_paths: Collection[str]
+) -> list[CheckpointRecord]:
+    """The records among ``dropped`` that may be deleted: those no live record of any trial
+    refers to (``live_paths``: every trial's kept records and pending exploits). A PBT
+    exploiter's record of a donor's checkpoint keeps it on storage after the donor's own
+    retention dropped it; it goes when the last record pointing at it is dropped."""
+    seen: set[str] = set()
+    deletable = []
+    for record in dropped:
+        if record.path in live_paths or record.path in seen:
+            continue
+        seen.add(record.path)
+        deletable.append(record)
+    return deletable

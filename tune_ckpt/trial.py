@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune_ckpt.goodput import Goodput
-from tune_ckpt.records import CheckpointRecord
+from tune_ckpt.records import CheckpointRecord, ExploitReference
 
 
 class TrialStatus(str, enum.Enum):
@@ -65,6 +65,8 @@ class Trial:
             Tune's ``Trial.experiment_tag``).
         goodput: seconds lost to redone steps, spent checkpointing and waiting to run
             again (see :mod:`tune_ckpt.goodput`).
+        exploit: a PBT exploit under way: the donor's checkpoint it restores and its
+            new config (see :class:`ExploitReference`); None otherwise.
     """
 
     trial_id: str
@@ -80,6 +82,7 @@ class Trial:
     trainable_name: str = ""
     experiment_tag: str = ""
     goodput: Goodput = field(default_factory=Goodput)
+    exploit: ExploitReference | None = None
     # Where the driver keeps files about the trial (callbacks' and loggers'); not state.
     _local_path: str | None = field(default=None, init=False, repr=False, compare=False)
     _uri: str | None = field(default=None, init=False, repr=False, compare=False)
@@ -151,6 +154,7 @@ class Trial:
             "trainable_name": self.trainable_name,
             "experiment_tag": self.experiment_tag,
             "goodput": self.goodput.to_json(),
+            "exploit": self.exploit.to_json() if self.exploit else None,
         }
 
     @classmethod
@@ -169,4 +173,5 @@ class Trial:
             trainable_name=str(data.get("trainable_name") or ""),
             experiment_tag=str(data.get("experiment_tag") or ""),
             goodput=Goodput.from_json(data.get("goodput")),
+            exploit=ExploitReference.from_json(data["exploit"]) if data.get("exploit") else None,
         )

@@ -18,7 +18,7 @@ from tune_ckpt.config import (
 )
 from tune_ckpt.driver.loop import TrialRunner
 from tune_ckpt.driver.scheduling import STATE_FILE as SCHEDULER_STATE_FILE
-from tune_ckpt.driver.scheduling import Scheduling, refuse_unwired
+from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.driver.scheduling import restore_state as restore_scheduler_state
 from tune_ckpt.driver.trial_source import STATE_FILE as SEARCHER_STATE_FILE
 from tune_ckpt.driver.trial_source import TrialSource, build_trial
@@ -35,6 +35,7 @@ from tune_ckpt.journal import Journal
 from tune_ckpt.pickling_checks import check_param_space, pickle_problem, pickled_configs
 from tune_ckpt.progress import Progress
 from tune_ckpt.reconcile import check_restored_space, reconcile
+from tune_ckpt.references import live_references
 from tune_ckpt.result_files import ResultFiles, read_params
 from tune_ckpt.result_grid import Result, ResultGrid
 from tune_ckpt.search import SearchGenerator, generate_configs, space_structure
@@ -100,7 +101,6 @@ class Tuner:
         self._name = _name_of(trainable)
         self._param_space = param_space or {}
         self._tune_config = tune_config or TuneConfig()
-        refuse_unwired(self._tune_config.scheduler)
         if self._tune_config.search_alg is not None:
             self._check_search()
         self._tag = uuid.uuid4().hex[:5]  # new trials' ids: <tag>_<index>
@@ -268,9 +268,12 @@ class Tuner:
         store = CheckpointStore(experiment)
         by_id = {t.trial_id: t for t in self._restored[1]}
         for trial_id, stale in self._restart.items():
-            # Storage wins on restore, so stale checkpoints must go, not just records.
+            # Storage wins on restore, so stale checkpoints must go, not just records;
+            # not those other trials refer to (a PBT exploit's donor checkpoint).
+            live = live_references(self._restored[1])
             for relative in stale:
-                store.delete(relative)
+                if relative not in live:
+                    store.delete(relative)
             ResultFiles(experiment, by_id[trial_id].trial_dir).truncate_after(0)
             journal.record(by_id[trial_id])
         journal.flush()
@@ -390,7 +393,8 @@ class Tuner:
                 trial.config, changed = space_structure.apply_constants(trial.config, param_space)
                 if changed:
                     tuner._reapplied.add(trial.trial_id)
-            reconcile(trial, experiment, store)
+            others = live_references(t for t in trials if t is not trial)
+            reconcile(trial, experiment, store, elsewhere=others)
             if trial.status == TrialStatus.ERROR:
                 if restart_errored:
                     # Deleted from storage by fit(), see Tuner._clear_restarted.

@@ -276,3 +276,22 @@ def test_tune_run_takes_callbacks(tmp_path: Path) -> None:
         counts, config={"fail": False}, storage_path=str(tmp_path), verbose=0, callbacks=[lines]
     )
     assert lines.lines == {"False": ["start", 0.0, 0.1, 0.2, ("end", False)]}
+
+
+class AsksCheckpointAtThree(tune.Callback):
+    """Ray Tune's way of checkpointing from a callback: set ``should_checkpoint``."""
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
+                        result: dict[str, Any], **info: Any) -> None:  # fmt: skip
+        if result["training_iteration"] == 3:
+            result[tune.result.SHOULD_CHECKPOINT] = True
+
+
+def test_a_callback_setting_should_checkpoint_takes_a_checkpoint(tmp_path: Path) -> None:
+    """No periodic checkpoints and none at the end: the only checkpoint is the one the
+    callback asked for, of the result it saw (a stop callable runs one step per call)."""
+    rc = run_config(tmp_path, stop=stop_at_six, callbacks=[AsksCheckpointAtThree()])
+    grid = tune.Tuner(FailsTwice, run_config=rc).fit()
+    folders = sorted(p.name for p in Path(grid[0].path).glob("checkpoint_*"))
+    assert folders == ["checkpoint_000003"]
+    assert grid[0].checkpoint is not None

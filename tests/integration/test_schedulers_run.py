@@ -8,14 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fault._trainables import Accumulator, expected_total
 
 import tune_ckpt as tune
 from tune_ckpt.schedulers import (
     ASHAScheduler,
     HyperBandScheduler,
-    PopulationBasedTraining,
     SchedulerDecision,
     TrialScheduler,
 )
@@ -117,15 +115,3 @@ def test_hyperband_pauses_and_resumes_trials_with_their_state(tmp_path: Path) ->
         assert result.metrics["total"] == expected_total(result.metrics["training_iteration"], a)
     assert any(r.metrics["restored_from"] > 0 for r in results)
     assert max(r.metrics["training_iteration"] for r in results) > 1
-
-
-def test_pbt_is_refused_until_its_exploits_are_wired(tmp_path: Path) -> None:
-    with pytest.raises(NotImplementedError, match="PopulationBasedTraining"):
-        tune.Tuner(
-            Accumulator,
-            tune_config=tune.TuneConfig(
-                scheduler=PopulationBasedTraining(
-                    metric="total", mode="max", hyperparam_mutations={"a": [1, 2]}
-                )
-            ),
-        )

@@ -24,6 +24,7 @@ from tune_ckpt.errors import (
     StorageError,
 )
 from tune_ckpt.records import CheckpointRecord
+from tune_ckpt.references import under
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.reading import Committed
@@ -108,6 +109,13 @@ def trial_checks(
         checked = check_checkpoint(store, relative, record.manifest_digest if record else None)
         if checked is not None:
             checks.append((relative, checked))
+    # A PBT exploiter's record of its donor's checkpoint, in the donor's folder.
+    for record in trial.checkpoints:
+        if not under(trial.trial_dir, record.path):
+            checked = check_checkpoint(store, record.path, record.manifest_digest)
+            if checked is not None:
+                checks.append((record.path, checked))
+                on_storage.append(record.path)
     for record in _journal_only_now(experiment, trial, on_storage, state):
         checks.append((record.path, Check("bad", [MANIFEST_MISSING], None)))
     return checks

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tune_ckpt import journal
 from tune_ckpt.cli.gather import CLI_RETRY, CliError, Doc, experiments_at, resolve
 from tune_ckpt.config import StorageRetry
+from tune_ckpt.references import live_references
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.lease import LeaseInfo, read_leases
 from tune_ckpt.storage.location import StorageLocation
@@ -54,8 +55,10 @@ def gc(
     for experiment in experiments:
         _, trials = journal.load(experiment)
         store = CheckpointStore(experiment)
+        # Any trial's records count: a PBT exploiter's may point into its donor's folder.
+        live = live_references(trials.values())
         for trial in trials.values():
-            keep = () if force else {record.path for record in trial.checkpoints}
+            keep = () if force else live
             report = store.sweep_report(trial.trial_dir, dry_run=dry_run, keep=keep)
             where = {"experiment": experiment.uri(), "trial_id": trial.trial_id}
             removed += [{**where, "path": experiment.uri(r)} for r in report.removed]

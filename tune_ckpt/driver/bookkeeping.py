@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from tune_ckpt import result as keys
 from tune_ckpt.config import CheckpointConfig
@@ -18,8 +18,9 @@ from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import ObjectStoreFallback, RestoreCandidate, SavedCheckpoint
 from tune_ckpt.progress import Progress
 from tune_ckpt.records import CheckpointRecord
+from tune_ckpt.references import live_references
 from tune_ckpt.result_files import ResultFiles
-from tune_ckpt.retention import plan_retention, warn_unscored_once
+from tune_ckpt.retention import plan_retention, unreferenced, warn_unscored_once
 from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.deleter import BackgroundDeleter
 from tune_ckpt.storage.location import StorageLocation
@@ -39,10 +40,13 @@ class CheckpointBook:
         journal: Journal,
         progress: Progress,
         on_journal: Callable[[], None] | None = None,
+        trials: list[Trial] | None = None,
     ) -> None:
         self.experiment = experiment
         self.store = CheckpointStore(experiment)
-        self.deleter = BackgroundDeleter(self.store)
+        self._trials = trials if trials is not None else []
+        """Every trial of the sweep: a checkpoint any of them refers to is never deleted."""
+        self.deleter = BackgroundDeleter(self.store, self.referenced)
         self._config = config
         self._journal = journal
         self._progress = progress
@@ -71,9 +75,18 @@ class CheckpointBook:
         files.flush()
         trial.checkpoints = sorted(plan.keep, key=lambda r: (r.iteration, r.committed_at))
         self.journal(trial)
-        for dropped in plan.delete:
-            self.deleter.delete(dropped.path)
+        self.release(plan.delete)
         self._progress.checkpoint(trial, self.experiment.uri(record.path))
+
+    def referenced(self, path: str) -> bool:
+        """Whether a live record of any trial (or a pending exploit) refers to ``path``."""
+        return path in live_references(self._trials)
+
+    def release(self, dropped: Iterable[CheckpointRecord]) -> None:
+        """Records no longer kept by their trial: delete the checkpoints no other live
+        record refers to (in the background)."""
+        for record in unreferenced(dropped, live_references(self._trials)):
+            self.deleter.delete(record.path)
 
     def journal(self, trial: Trial) -> None:
         self._journal.record(trial)

@@ -21,6 +21,7 @@ from tune_ckpt.callback import Callback
 from tune_ckpt.checkpoint import Checkpoint
 from tune_ckpt.config import RunConfig, TuneConfig
 from tune_ckpt.errors import StorageError
+from tune_ckpt.result import SHOULD_CHECKPOINT
 from tune_ckpt.result_files import PARAMS_FILE, PARAMS_PICKLE, PROGRESS_FILE, RESULT_FILE
 from tune_ckpt.storage import paths
 from tune_ckpt.storage.location import StorageLocation
@@ -95,9 +96,14 @@ class TrialEvents:
         if restored:
             self._trial_hook("on_trial_restore", trial)
 
-    def trial_result(self, trial: Trial, result: dict[str, Any]) -> None:
-        if self._callbacks:
-            self._trial_hook("on_trial_result", trial, result=dict(result))
+    def trial_result(self, trial: Trial, result: dict[str, Any]) -> bool:
+        """Tell the callbacks; True when one of them set ``result["should_checkpoint"]``
+        (as Ray Tune, a callback may ask for a checkpoint of this result)."""
+        if not self._callbacks:
+            return False
+        seen = dict(result)
+        self._trial_hook("on_trial_result", trial, result=seen)
+        return bool(seen.get(SHOULD_CHECKPOINT)) and not result.get(SHOULD_CHECKPOINT)
 
     def checkpoint_committed(self, trial: Trial, relative_path: str) -> None:
         """A checkpoint of ``trial`` at ``relative_path`` (under the experiment) is on

@@ -35,6 +35,7 @@ from tune_ckpt.driver.emergency import SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
 from tune_ckpt.driver.events import TrialEvents
 from tune_ckpt.driver.loop_drains import DrainHandling
+from tune_ckpt.driver.loop_exploits import ExploitHandling, ExploitState
 from tune_ckpt.driver.loop_failures import FailureHandling, StopSweep
 from tune_ckpt.driver.loop_scheduling import SchedulerHandling
 from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
@@ -47,7 +48,7 @@ from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
-from tune_ckpt.schedulers import SchedulerAction, SchedulerDecision
+from tune_ckpt.schedulers import SaveCheckpoint, SchedulerAction, SchedulerDecision
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import Trainable, resource_request
@@ -56,7 +57,7 @@ from tune_ckpt.trial import Trial, TrialStatus
 logger = logging.getLogger(__name__)
 
 
-class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
+class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling, ExploitHandling):
     """Runs a set of trials of one trainable to completion."""
 
     def __init__(
@@ -84,8 +85,10 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             journal,
             progress,
             on_journal=self._save_states,
+            trials=trials,
         )
         self._source = source or TrialSource(None, trials, experiment, journal, self._sched, "", "")
+        self._exploits = ExploitState()
         self._stop = StopRule(run_config.stop)
         self._run_config = run_config
         self._tune_config = tune_config
@@ -191,13 +194,14 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _start(self, trial: Trial, request: dict[str, float]) -> None:
         self._placement.take(request)
         files = ResultFiles(self._experiment, trial.trial_dir)
-        if trial.last_result and not trial.checkpoints:
+        if trial.last_result and not trial.checkpoints and trial.exploit is None:
             # A restart with nothing to restore begins at iteration 1 again; so does its history.
             trial.goodput.rolled_back(trial.last_result, 0.0)
             files.truncate_after(0)
             trial.last_result = {}
         # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
-        reusable = None if trial.checkpoints else self._actors.take_idle(request)
+        must_restore = trial.checkpoints or trial.exploit is not None
+        reusable = None if must_restore else self._actors.take_idle(request)
         if reusable is not None:
             slot = Slot(trial, reusable, request, files)
             self._slots[trial.trial_id] = slot
@@ -213,7 +217,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
 
     def _start_fresh(self, trial: Trial, request: dict[str, float], files: ResultFiles) -> None:
         actor = self._actors.start(
-            request, trial.config, self._context(trial), self._placement.avoid()
+            request, self._launch_config(trial), self._context(trial), self._placement.avoid()
         )
         slot = Slot(trial, actor, request, files)
         self._slots[trial.trial_id] = slot
@@ -226,7 +230,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             # Part of restoring the trial: a failure of the trial, not of the sweep.
             self._on_failure(slot, exc)
             return
-        if trial.checkpoints:
+        if trial.checkpoints or trial.exploit is not None:
             self._inflight[actor.shares_storage.remote()] = Call(slot, "probe")
         else:
             self._progress.trial_started(trial, None)
@@ -235,6 +239,8 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _train(self, slot: Slot) -> None:
         if self._evacuation.evacuating(slot.trial.trial_id):
             return  # its node is draining: it saves and moves, or has moved already
+        if self._exploit_takes(slot):
+            return  # a PBT exploit restores the donor's checkpoint first
         slot.trial.goodput.resumed(time.monotonic())
         self._inflight[slot.actor.train_batch.remote()] = Call(slot, "train")
 
@@ -272,6 +278,8 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                 self._on_saved(slot, value)
             elif call.kind == "pause":
                 self._on_paused(slot, value)
+            elif call.kind == "exploit":
+                self._on_exploited(slot, value)
         except StopKeyError as exc:
             self._abort = exc
         except RayError as exc:
@@ -295,6 +303,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                 self._end(slot)
                 return
             new = result.get(keys.TRAINING_ITERATION, 0) > trial.iteration
+            callback_asks_checkpoint = False
             if new:
                 result[keys.NUM_FAILURES] = trial.num_failures
                 result[keys.NUM_PREEMPTIONS] = trial.num_preemptions
@@ -303,7 +312,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                 slot.files.add(result)
                 self._source.result(trial, result)
                 self._progress.result(trial, result)
-                self._events.trial_result(trial, result)
+                callback_asks_checkpoint = self._events.trial_result(trial, result)
             decision, actions = SchedulerDecision.CONTINUE, list[SchedulerAction]()
             if new and self._sched.active and not outcome.finished:
                 # Heard before the checkpoint of this step is journaled, so the state saved
@@ -311,19 +320,21 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
                 decision, actions = self._sched.result(trial, result)
             if outcome.saved is not None:
                 self._on_saved(slot, outcome.saved)
+            elif callback_asks_checkpoint:
+                actions.append(SaveCheckpoint(trial.trial_id))
             self._apply(actions)
             if outcome.preempted:
                 self._on_preempted(slot)
-                return
-            if decision == SchedulerDecision.PAUSE:
-                self._pause(slot)
                 return
             if (
                 decision == SchedulerDecision.STOP
                 or outcome.finished
                 or self._stop.reached(trial.trial_id, result)
             ):
-                self._end(slot)
+                self._end(slot)  # before a pause: a trial that reached its stop ends
+                return
+            if decision == SchedulerDecision.PAUSE:
+                self._pause(slot)
                 return
         self._train(slot)
 
@@ -346,10 +357,13 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
             slot.trial.goodput.checkpointed(cost)
             slot.saved_at = time.monotonic()
             self._events.checkpoint_committed(slot.trial, saved.path)
+        self._resolve_donor(slot.trial)  # exploits waiting for its checkpoint
 
     # -- restore ---------------------------------------------------------------------------
 
     def _restore(self, slot: Slot, shares_storage: bool) -> None:
+        if self._restore_exploit(slot):
+            return
         candidates = self._book.candidates(slot.trial)
         if shares_storage:
             ref = slot.actor.restore.remote(candidates)
@@ -396,6 +410,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _finish(self, slot: Slot, status: TrialStatus) -> None:
         trial = slot.trial
         self._drop_calls(slot)
+        self._release_exploits(slot, finished=True)
         trial.set_status(status)
         self._source.completed(trial)  # before the journal entry that saves its state
         slot.files.flush()
@@ -423,6 +438,7 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling):
     def _vacate(self, slot: Slot, end_actor: Callable[[Any], None]) -> None:
         """The trial gives its actor and resources back (``end_actor``: kill or terminate)."""
         self._drop_calls(slot)
+        self._release_exploits(slot, finished=False)
         end_actor(slot.actor)
         self._slots.pop(slot.trial.trial_id, None)
         self._placement.give(slot.resources)

@@ -1,6 +1,6 @@
 """The driver loop's side of a scheduler's decisions: which waiting trial starts next, a
 pause (a checkpoint, then the resources go back), and the actions a scheduler asks for
-other trials (stop one, checkpoint one)."""
+other trials (stop one, checkpoint one, exploit: see ``loop_exploits``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from tune_ckpt.driver.actors import terminate
 from tune_ckpt.driver.runner_base import Call, RunnerBase, Slot
 from tune_ckpt.persistence import SavedCheckpoint
-from tune_ckpt.schedulers import SaveCheckpoint, SchedulerAction, StopTrial
+from tune_ckpt.schedulers import Exploit, SaveCheckpoint, SchedulerAction, StopTrial
 from tune_ckpt.trial import Trial, TrialStatus
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class SchedulerHandling(RunnerBase):
                     self._inflight[slot.actor.save.remote()] = Call(slot, "save")
             elif isinstance(action, StopTrial):
                 self._stop_by_scheduler(action.trial_id, slot)
+            elif isinstance(action, Exploit):
+                self._apply_exploit(action)  # driver/loop_exploits
 
     def _stop_by_scheduler(self, trial_id: str, slot: Slot | None) -> None:
         if slot is not None:

@@ -22,7 +22,7 @@ from tune_ckpt.driver.trial_source import TrialSource
 from tune_ckpt.persistence import SavedCheckpoint
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
-from tune_ckpt.schedulers import SchedulerAction
+from tune_ckpt.schedulers import Exploit, SchedulerAction
 from tune_ckpt.trial import Trial, TrialStatus
 
 
@@ -44,7 +44,7 @@ class Slot:
 class Call:
     slot: Slot
     # "train" | "save" | "save_end" | "pause" | "probe" | "restore" | "reset" | "evacuate"
-    # | "node" (a new actor's node)
+    # | "node" (a new actor's node) | "exploit"
     kind: str
 
 
@@ -83,4 +83,16 @@ class RunnerBase:
     def _conclude(
         self, trial: Trial, status: TrialStatus, hook: Callable[[Trial], list[SchedulerAction]]
     ) -> None:
+        raise NotImplementedError
+
+    def _train(self, slot: Slot) -> None:
+        raise NotImplementedError
+
+    def _pause(self, slot: Slot) -> None:
+        raise NotImplementedError
+
+    def _on_failure(self, slot: Slot, exc: BaseException) -> None:
+        raise NotImplementedError
+
+    def _apply_exploit(self, action: Exploit) -> None:
         raise NotImplementedError

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from tune_ckpt.schedulers import (
-    Exploit,
     FIFOScheduler,
     SchedulerAction,
     SchedulerDecision,
@@ -57,25 +56,25 @@ class Scheduling:
         already knows them)."""
         for trial in trials:
             self.scheduler.on_trial_add(self._view, trial)
-        self._check(self.scheduler.pop_actions())
+        self.scheduler.pop_actions()
 
     def result(self, trial: Trial, result: dict[str, Any]) -> tuple[SchedulerDecision, list]:
         """The scheduler's decision on ``trial``'s new result, and what it asks of other
         trials."""
         decision = self.scheduler.on_trial_result(self._view, trial, result)
-        return SchedulerDecision(decision), self._check(self.scheduler.pop_actions())
+        return SchedulerDecision(decision), self.scheduler.pop_actions()
 
     def completed(self, trial: Trial) -> list[SchedulerAction]:
         self.scheduler.on_trial_complete(self._view, trial, dict(trial.last_result))
-        return self._check(self.scheduler.pop_actions())
+        return self.scheduler.pop_actions()
 
     def errored(self, trial: Trial) -> list[SchedulerAction]:
         self.scheduler.on_trial_error(self._view, trial)
-        return self._check(self.scheduler.pop_actions())
+        return self.scheduler.pop_actions()
 
     def removed(self, trial: Trial) -> list[SchedulerAction]:
         self.scheduler.on_trial_remove(self._view, trial)
-        return self._check(self.scheduler.pop_actions())
+        return self.scheduler.pop_actions()
 
     def next_trial(self, running: set[str]) -> Trial | None:
         """The PENDING or PAUSED trial to start next, as the scheduler chooses; None while
@@ -86,15 +85,6 @@ class Scheduling:
         if trial.status not in (TrialStatus.PENDING, TrialStatus.PAUSED):
             return None
         return trial
-
-    def _check(self, actions: list[SchedulerAction]) -> list[SchedulerAction]:
-        for action in actions:
-            if isinstance(action, Exploit):
-                raise NotImplementedError(
-                    f"{self.name} asked to exploit trial {action.donor_id}'s checkpoint for "
-                    f"trial {action.trial_id}: PBT exploits are not wired into the driver yet"
-                )
-        return actions
 
     def save_state(self) -> None:
         """Write the scheduler's state when it changed (a no-op for FIFO)."""
@@ -112,16 +102,3 @@ def restore_state(scheduler: TrialScheduler, experiment: StorageLocation) -> boo
         return False
     scheduler.restore_state(json.loads(experiment.read_bytes(STATE_FILE)))
     return True
-
-
-def refuse_unwired(scheduler: Any) -> None:
-    """Fail before anything runs for a scheduler whose actions the driver cannot carry out
-    yet, rather than in the middle of a sweep."""
-    from tune_ckpt.schedulers import PopulationBasedTraining
-
-    if isinstance(scheduler, PopulationBasedTraining):
-        raise NotImplementedError(
-            "PopulationBasedTraining is not wired into the driver yet (its exploits restore "
-            "one trial from another's checkpoint); ASHA, HyperBand, MedianStoppingRule, FIFO "
-            "and TrialScheduler subclasses that stop, pause or continue trials are"
-        )

@@ -1,0 +1,62 @@
+"""A PBT sweep run as its own process, so a test can SIGKILL its driver mid-PBT.
+
+Usage: python -m fault._pbt_driver STORAGE_PATH RAY_ADDRESS (with tests/ on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import ray
+
+import tune_ckpt as tune
+from tune_ckpt.schedulers import PopulationBasedTraining
+
+from ._pbt_trainables import Grower
+
+ITERATIONS = 24
+
+
+def pbt() -> PopulationBasedTraining:
+    return PopulationBasedTraining(
+        time_attr="training_iteration",
+        metric="value",
+        mode="max",
+        perturbation_interval=3,
+        hyperparam_mutations={"rate": [1, 2, 5, 100]},
+        quantile_fraction=0.5,
+        resample_probability=0.0,
+        seed=11,
+    )
+
+
+def tuner(storage_path: str) -> tune.Tuner:
+    barrier = Path(storage_path) / "barrier"
+    barrier.mkdir(parents=True, exist_ok=True)
+    space: dict[str, Any] = {
+        "rate": tune.grid_search([1, 100]),
+        "barrier": str(barrier),
+        "population": 2,
+        "sleep": 0.05,
+    }
+    return tune.Tuner(
+        Grower,
+        param_space=space,
+        tune_config=tune.TuneConfig(scheduler=pbt()),
+        run_config=tune.RunConfig(
+            storage_path=storage_path,
+            name="exp",
+            verbose=0,
+            stop={"training_iteration": ITERATIONS},
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+
+
+if __name__ == "__main__":
+    ray.init(address=sys.argv[2], configure_logging=False)
+    os.environ.setdefault("TUNE_CKPT_TEST", "1")
+    tuner(sys.argv[1]).fit()

@@ -1,0 +1,27 @@
+"""Which checkpoints the trials of an experiment still refer to: every trial's kept records
+and the donor checkpoints of the PBT exploits under way. Retention, the background deleter,
+``tune-ckpt gc``, ``Tuner.restore`` and the restart of errored trials delete a checkpoint
+only when it is not among them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tune_ckpt.storage import paths
+from tune_ckpt.trial import Trial
+
+
+def live_references(trials: Iterable[Trial]) -> set[str]:
+    """Relative paths of the checkpoints ``trials`` refer to. A finished trial's pending
+    exploit does not count (it will never be carried out); its kept records do."""
+    live: set[str] = set()
+    for trial in trials:
+        live.update(record.path for record in trial.checkpoints)
+        if trial.exploit is not None and not trial.is_finished:
+            live.add(trial.exploit.checkpoint.path)
+    return live
+
+
+def under(trial_dir: str, path: str) -> bool:
+    """Whether ``path`` is a checkpoint inside the trial folder ``trial_dir``."""
+    return paths.parent(path) == trial_dir.rstrip("/")
