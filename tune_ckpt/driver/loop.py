@@ -9,11 +9,8 @@ journals what happened.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 import ray
 from ray.exceptions import (
@@ -23,7 +20,7 @@ from ray.exceptions import (
 from tune_ckpt import result as keys
 from tune_ckpt.actor import StepOutcome
 from tune_ckpt.config import RunConfig, TuneConfig
-from tune_ckpt.driver.actors import ActorPool, kill, terminate
+from tune_ckpt.driver.actors import ActorPool
 from tune_ckpt.driver.bookkeeping import CheckpointBook
 from tune_ckpt.driver.decisions import (
     StartupLosses,
@@ -35,29 +32,37 @@ from tune_ckpt.driver.emergency import SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
 from tune_ckpt.driver.events import TrialEvents
 from tune_ckpt.driver.loop_drains import DrainHandling
+from tune_ckpt.driver.loop_endings import EndingHandling
 from tune_ckpt.driver.loop_exploits import ExploitHandling, ExploitState
 from tune_ckpt.driver.loop_failures import FailureHandling, StopSweep
+from tune_ckpt.driver.loop_restores import RestoreHandling
 from tune_ckpt.driver.loop_scheduling import SchedulerHandling
 from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
 from tune_ckpt.driver.runner_base import Call, Slot
 from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.driver.trial_source import TrialSource
-from tune_ckpt.errors import StorageError, TrialError
+from tune_ckpt.errors import StorageError
 from tune_ckpt.goodput import useful_seconds
 from tune_ckpt.journal import Journal
-from tune_ckpt.persistence import RestoreOutcome, SavedCheckpoint, TrialContext
+from tune_ckpt.persistence import SavedCheckpoint, TrialContext
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
 from tune_ckpt.schedulers import SaveCheckpoint, SchedulerAction, SchedulerDecision
 from tune_ckpt.storage.location import StorageLocation
-from tune_ckpt.storage.retry import attempt_once
 from tune_ckpt.trainable import Trainable, resource_request
 from tune_ckpt.trial import Trial, TrialStatus
 
 logger = logging.getLogger(__name__)
 
 
-class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling, ExploitHandling):
+class TrialRunner(
+    FailureHandling,
+    DrainHandling,
+    SchedulerHandling,
+    ExploitHandling,
+    RestoreHandling,
+    EndingHandling,
+):
     """Runs a set of trials of one trainable to completion."""
 
     def __init__(
@@ -358,138 +363,3 @@ class TrialRunner(FailureHandling, DrainHandling, SchedulerHandling, ExploitHand
             slot.saved_at = time.monotonic()
             self._events.checkpoint_committed(slot.trial, saved.path)
         self._resolve_donor(slot.trial)  # exploits waiting for its checkpoint
-
-    # -- restore ---------------------------------------------------------------------------
-
-    def _restore(self, slot: Slot, shares_storage: bool) -> None:
-        if self._restore_exploit(slot):
-            return
-        candidates = self._book.candidates(slot.trial)
-        if shares_storage:
-            ref = slot.actor.restore.remote(candidates)
-            self._inflight[ref] = Call(slot, "restore")
-            return
-        for candidate in candidates:
-            try:
-                packed = self._book.store.read_verified_packed(
-                    candidate.path, candidate.manifest_digest
-                )
-            except StorageError as exc:
-                # Unreadable now is not corrupt: fail the trial (records and history kept),
-                # so a later attempt restores from the same candidates.
-                self._on_failure(slot, exc)
-                return
-            if packed is not None:
-                ref = slot.actor.restore.remote([candidate], packed)
-                self._inflight[ref] = Call(slot, "restore")
-                return
-        self._on_restored(slot, RestoreOutcome(None))
-
-    def _on_restored(self, slot: Slot, outcome: RestoreOutcome) -> None:
-        trial = slot.trial
-        for reason in outcome.skipped:
-            logger.warning("trial %s: skipping checkpoint %s", trial.trial_id, reason)
-        used = outcome.used
-        iteration = used.state.iteration if used is not None else 0
-        if used is None:
-            logger.warning(
-                "trial %s: no checkpoint verifies; starting from scratch", trial.trial_id
-            )
-        trial.goodput.rolled_back(trial.last_result, used.state.time_total_s if used else 0.0)
-        self._book.roll_back(trial, slot.files, iteration)
-        self._progress.trial_started(trial, self._experiment.uri(used.path) if used else None)
-        self._events.trial_restored(trial, used is not None)
-        self._train(slot)
-
-    def _on_reset(self, slot: Slot) -> None:
-        self._progress.trial_started(slot.trial, None)
-        self._train(slot)
-
-    # -- ending trials ---------------------------------------------------------------------
-
-    def _finish(self, slot: Slot, status: TrialStatus) -> None:
-        trial = slot.trial
-        self._drop_calls(slot)
-        self._release_exploits(slot, finished=True)
-        trial.set_status(status)
-        self._source.completed(trial)  # before the journal entry that saves its state
-        slot.files.flush()
-        self._book.journal(trial)
-        self._slots.pop(trial.trial_id, None)
-        self._placement.give(slot.resources)
-        more = self._pending or self._source.open
-        reuse = self._tune_config.reuse_actors is not False and more
-        self._evacuation.forget(trial.trial_id)
-        draining = self._placement.avoid()
-        if status == TrialStatus.TERMINATED and reuse and slot.node_id not in draining:
-            self._actors.keep_idle(slot.actor, slot.resources, slot.node_id)
-        else:
-            terminate(slot.actor)
-        self._progress.finished(trial)
-        self._events.trial_ended(trial)
-        if status == TrialStatus.TERMINATED:
-            self._apply(self._sched.completed(trial))
-
-    def _save_states(self) -> None:
-        """After each journal flush: the scheduler's and the searcher's state."""
-        self._sched.save_state()
-        self._source.save_state()
-
-    def _vacate(self, slot: Slot, end_actor: Callable[[Any], None]) -> None:
-        """The trial gives its actor and resources back (``end_actor``: kill or terminate)."""
-        self._drop_calls(slot)
-        self._release_exploits(slot, finished=False)
-        end_actor(slot.actor)
-        self._slots.pop(slot.trial.trial_id, None)
-        self._placement.give(slot.resources)
-        self._evacuation.forget(slot.trial.trial_id)
-        slot.files.flush()
-
-    def _release(self, slot: Slot, refresh: bool) -> None:
-        """Forget a trial's actor after it died or was preempted, and kill what is left."""
-        slot.trial.goodput.interrupted(time.monotonic())  # until it steps again
-        self._vacate(slot, kill)
-        self._placement.refresh(force=refresh)
-        self._start_evacuation_saves()  # its lane on a draining node frees
-
-    def _drop_calls(self, slot: Slot) -> None:
-        for ref, call in list(self._inflight.items()):
-            if call.slot is slot:
-                del self._inflight[ref]
-
-    def _shutdown(self) -> None:
-        """Stop every actor still held. Only fail_fast ends the unfinished trials; a driver
-        interrupted any other way (SIGTERM, Ctrl-C, an error) leaves them unfinished in the
-        journal, so Tuner.restore resumes them. Actors are stopped first, whatever storage
-        does; a storage failure while flushing is logged, so the error that ended the sweep
-        is the one raised."""
-        ended_by_fail_fast = isinstance(self._abort, TrialError | StopSweep)
-        for slot in list(self._slots.values()):
-            terminate(slot.actor)
-        self._actors.stop_idle()
-        self._drain_watch.close()
-        for slot in list(self._slots.values()):
-            self._storage_step_at_shutdown(slot.files.flush)
-            if ended_by_fail_fast and slot.trial.status == TrialStatus.RUNNING:
-                slot.trial.set_status(TrialStatus.TERMINATED)
-                self._journal.record(slot.trial)
-        for trial in self._pending:
-            if ended_by_fail_fast and trial.status == TrialStatus.PENDING:
-                trial.set_status(TrialStatus.TERMINATED)
-                self._journal.record(trial)
-        self._slots.clear()
-        self._inflight.clear()
-        self._storage_step_at_shutdown(self._journal.flush)
-        self._storage_step_at_shutdown(self._book.deleter.close)
-
-    def _storage_step_at_shutdown(self, step: Any) -> None:
-        # After storage failed past its retries, one attempt each: a long outage must not
-        # hold the shutdown for a retry budget per trial.
-        once = attempt_once() if isinstance(self._abort, StorageError) else contextlib.nullcontext()
-        try:
-            with once:
-                step()
-        except StorageError as exc:
-            logger.error("while ending the sweep: %s", exc)
-            if self._abort is None:
-                self._abort = exc

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tune_ckpt.config import TuneConfig
 from tune_ckpt.driver.actors import ActorPool
 from tune_ckpt.driver.bookkeeping import CheckpointBook
 from tune_ckpt.driver.drain_watch import DrainWatch
@@ -19,10 +20,12 @@ from tune_ckpt.driver.events import TrialEvents
 from tune_ckpt.driver.placement import Placement
 from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.driver.trial_source import TrialSource
+from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import SavedCheckpoint
 from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
 from tune_ckpt.schedulers import Exploit, SchedulerAction
+from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.trial import Trial, TrialStatus
 
 
@@ -64,6 +67,10 @@ class RunnerBase:
     _drain_watch: DrainWatch
     _save_costs: SaveCostTracker
     _events: TrialEvents
+    _experiment: StorageLocation
+    _tune_config: TuneConfig
+    _journal: Journal
+    _abort: BaseException | None
 
     def _end(self, slot: Slot) -> None:
         raise NotImplementedError
@@ -95,4 +102,16 @@ class RunnerBase:
         raise NotImplementedError
 
     def _apply_exploit(self, action: Exploit) -> None:
+        raise NotImplementedError
+
+    def _apply(self, actions: list[SchedulerAction]) -> None:
+        raise NotImplementedError
+
+    def _restore_exploit(self, slot: Slot) -> bool:
+        raise NotImplementedError
+
+    def _release_exploits(self, slot: Slot, finished: bool) -> None:
+        raise NotImplementedError
+
+    def _start_evacuation_saves(self) -> None:
         raise NotImplementedError
