@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,31 @@ def test_logger_package_imports_without_tensorboardx() -> None:
         "assert issubclass(LoggerCallback, tune_ckpt.Callback)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_rerun_within_the_same_second_keeps_the_earlier_event_file(tmp_path: Path) -> None:
+    """tensorboardX names an event file by the second and the host: a trial restarted
+    within that second must not truncate the file of its first run (steps 1 and 2 here)."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    from tune_ckpt.logger import TBXLoggerCallback
+    from tune_ckpt.trial import Trial
+
+    trial = Trial("t0", {"lr": 0.1}, "t0")
+    trial.set_paths(str(tmp_path / "t0"), str(tmp_path / "t0"))
+    logger = TBXLoggerCallback()
+    logger.log_trial_start(trial)
+    for step in (1, 2, 3):
+        trial.last_result = {"training_iteration": step, "loss": float(step)}
+        logger.log_trial_result(step, trial, trial.last_result)
+    trial.last_result = {"training_iteration": 2, "loss": 2.0}  # restored checkpoint 2
+    logger.log_trial_restore(trial)
+    for step in (3, 4):
+        logger.log_trial_result(step, trial, {"training_iteration": step, "loss": 10.0 * step})
+    logger.log_trial_end(trial)
+    assert len(list((tmp_path / "t0").glob("events.out.tfevents.*"))) == 2
+    mux = EventMultiplexer().AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    (run,) = mux.Runs()
+    losses = [(e.step, e.value) for e in mux.Scalars(run, "ray/tune/loss")]
+    assert losses == [(1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]

@@ -133,10 +133,14 @@ class TBXLoggerCallback(LoggerCallback):
         if folder is None:
             raise ValueError(f"trial {trial.trial_id} has no local_path: not run by a sweep")
         os.makedirs(folder, exist_ok=True)
-        ran_before = any(name.startswith(_EVENT_FILE_PREFIX) for name in os.listdir(folder))
+        earlier = sum(name.startswith(_EVENT_FILE_PREFIX) for name in os.listdir(folder))
         # Steps after the one it resumes from were written by an earlier run: hidden.
-        purge = self._resume_step.get(trial.trial_id, 0) + 1 if ran_before else None
-        writer = self._writer_cls(folder, purge_step=purge, flush_secs=30)
+        purge = self._resume_step.get(trial.trial_id, 0) + 1 if earlier else None
+        # tensorboardX names a file by the second it was opened and the host: a rerun within
+        # the same second would truncate the earlier file. The suffix keeps them apart and in
+        # order (TensorBoard reads a run's files sorted by name).
+        suffix = f".{earlier + 1:04d}"
+        writer = self._writer_cls(folder, purge_step=purge, flush_secs=30, filename_suffix=suffix)
         self._writers[trial.trial_id] = writer
         return writer
 
