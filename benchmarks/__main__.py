@@ -92,6 +92,15 @@ def growth(timeout: float) -> dict[str, Any]:
     return data
 
 
+def write_results(path: str, lines: list[dict[str, Any]]) -> None:
+    """The figures of one run as JSON lines, after a line dating the run."""
+    with open(path, "w") as out:
+        stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}
+        out.write(json.dumps({"run": stamp}) + "\n")
+        for line in lines:
+            out.write(json.dumps(line) + "\n")
+
+
 def plot(data: dict[str, Any], path: str) -> None:
     import matplotlib
 
@@ -152,11 +161,7 @@ def main() -> None:
         plot(data, os.path.join(HERE, "growth.png"))
         lines.append({"workload": "growth", **data})
         print(json.dumps({"workload": "growth", **data}), flush=True)
-    with open(args.out, "w") as out:
-        stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}
-        out.write(json.dumps({"run": stamp}) + "\n")
-        for line in lines:
-            out.write(json.dumps(line) + "\n")
+    write_results(args.out, lines)
 
 
 if __name__ == "__main__":

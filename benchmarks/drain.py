@@ -286,7 +286,7 @@ WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {"drain": drain, "budget":
 
 
 def main() -> None:
-    from benchmarks.__main__ import compile_tune_ckpt, ray_tune_installed, run_one
+    from benchmarks.__main__ import compile_tune_ckpt, ray_tune_installed, run_one, write_results
 
     compile_tune_ckpt()
     lines = []
@@ -297,11 +297,7 @@ def main() -> None:
         line = run_one(workload, which, 600)
         print(json.dumps(line), flush=True)
         lines.append(line)
-    with open(os.path.join(HERE, "results.drain.jsonl"), "w") as out:
-        stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}
-        out.write(json.dumps({"run": stamp}) + "\n")
-        for line in lines:
-            out.write(json.dumps(line) + "\n")
+    write_results(os.path.join(HERE, "results.drain.jsonl"), lines)
 
 
 if __name__ == "__main__":

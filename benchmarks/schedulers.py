@@ -231,7 +231,7 @@ TARGETS = {"asha": 0.1, "pbt": 0.2, "pbt_function": 0.2}
 
 
 def main() -> None:
-    from benchmarks.__main__ import compile_tune_ckpt, ray_tune_installed, run_one
+    from benchmarks.__main__ import compile_tune_ckpt, ray_tune_installed, run_one, write_results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS), default=None)
@@ -250,11 +250,7 @@ def main() -> None:
                 line["target_met"] = line["ratio"] <= TARGETS[workload]
         print(json.dumps(line), flush=True)
         lines.append(line)
-    with open(args.out, "w") as out:
-        stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}
-        out.write(json.dumps({"run": stamp}) + "\n")
-        for line in lines:
-            out.write(json.dumps(line) + "\n")
+    write_results(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ class Callback:
         **info: Any,
     ) -> None:
         """``trial`` reported ``result``: a copy, shared by the callbacks of this call (a
-        change made here is seen by the later callbacks, not by the sweep or its files)."""
+        change made here is seen by the later callbacks, not by the sweep or its files),
+        except ``result["should_checkpoint"] = True``, which, as in Ray Tune, checkpoints
+        the trial at this result."""
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
