@@ -23,7 +23,7 @@ from .test_pbt_run import _check_every_restore, _exploits, _results, _verify_sto
 pytest.importorskip("sklearn")  # PB2 needs the pb2 extra, part of the test extra
 
 LOW, HIGH = 1.0, 10.0
-ITERATIONS = 10
+ITERATIONS = 8
 
 
 def test_pb2_exploits_choose_bounded_values_and_restore_the_donors_checkpoint(
