@@ -272,8 +272,9 @@ class TrialRunner(
             if call.kind == "train":
                 self._on_steps(slot, value)
             elif call.kind == "save_end":
-                self._on_saved(slot, value)
-                self._finish(slot, TrialStatus.TERMINATED)
+                if not self._awaits_save(slot, value, "save_end"):
+                    self._on_saved(slot, value)
+                    self._finish(slot, TrialStatus.TERMINATED)
             elif call.kind == "probe":
                 self._restore(slot, bool(value))
             elif call.kind == "restore":

@@ -75,8 +75,22 @@ class SchedulerHandling(RunnerBase):
         slot.trial.set_status(TrialStatus.PAUSED)
         self._inflight[slot.actor.save.remote()] = Call(slot, "pause")
 
+    def _awaits_save(self, slot: Slot, saved: SavedCheckpoint | None, kind: str) -> bool:
+        """A save meaning ``kind`` ("pause", "save_end") answered None ("this iteration is
+        saved already") while another save of the slot is in flight: that one holds the
+        checkpoint, and may be answered after this one. It takes the meaning (True)."""
+        if saved is not None:
+            return False
+        for call in self._inflight.values():
+            if call.slot is slot and call.kind == "save":
+                call.kind = kind
+                return True
+        return False
+
     def _on_paused(self, slot: Slot, saved: SavedCheckpoint | None) -> None:
         trial = slot.trial
+        if self._awaits_save(slot, saved, "pause"):
+            return
         self._on_saved(slot, saved)
         latest = trial.latest_checkpoint
         self._vacate(slot, self._keep_or_terminate(slot))
