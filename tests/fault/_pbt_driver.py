@@ -48,7 +48,7 @@ def synch_tuner(storage_path: str) -> tune.Tuner:
                 mode="max",
                 perturbation_interval=3,
                 hyperparam_mutations={"rate": [1, 2, 5, 100]},
-                quantile_fraction=0.25,
+                quantile_fraction=0.5,
                 resample_probability=0.25,
                 synch=True,
                 seed=23,

@@ -88,7 +88,7 @@ def test_synch_pbt_restored_after_a_driver_sigkill_ends_as_an_uninterrupted_run(
     expected = _summary(tmp_path / "whole" / "exp")
     assert len(expected["exploits"]) >= 4, "too few exploits to tell runs apart"
 
-    _run_and_kill(tmp_path / "killed", exploits_before_kill=2)
+    _run_and_kill(tmp_path / "killed", exploits_before_kill=3)
     restored = tune.Tuner.restore(str(tmp_path / "killed" / "exp"), Grower).fit()
 
     assert all(r.error is None for r in restored)
