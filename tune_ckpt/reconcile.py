@@ -76,7 +76,10 @@ def reconcile(
             )
             foreign.remove(record)
     history = read_results(experiment, trial.trial_dir)
-    last = max((int(r.get("training_iteration", 0)) for r in history), default=0)
+    # Rows before an exploit that moved the iteration back do not count: results after
+    # the donor's iteration in a newer checkpoint's manifest are still missing here.
+    since = history[trial.history_floor :]
+    last = max((int(r.get("training_iteration", 0)) for r in since), default=0)
     unknown = {}
     missing: list[dict[str, Any]] = []
     for relative in list(on_storage):

@@ -1,4 +1,5 @@
-"""CheckpointRecord: what the experiment remembers about one committed checkpoint."""
+"""CheckpointRecord: what the experiment remembers about one committed checkpoint;
+``ExploitReference`` and ``AwaitedExploit``: a PBT exploit under way, journaled."""
 
 from __future__ import annotations
 
@@ -87,3 +88,29 @@ class ExploitReference:
             checkpoint=CheckpointRecord.from_json(data["checkpoint"]),
             config=dict(data["config"]),
         )
+
+
+@dataclass(frozen=True)
+class AwaitedExploit:
+    """PBT: an exploit decided while its donor had no checkpoint at its perturbation point.
+
+    Journaled on the exploiting trial with the decision, so a driver that dies before the
+    donor's checkpoint is committed keeps it: ``Tuner.restore`` gives it the donor's first
+    kept checkpoint at or after ``iteration`` (see ``references.resolve_awaited``).
+
+    Attributes:
+        donor_id: the trial cloned.
+        iteration: the donor's iteration at the decision.
+        config: the explored config the trial runs with once the checkpoint is loaded.
+    """
+
+    donor_id: str
+    iteration: int
+    config: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"donor_id": self.donor_id, "iteration": self.iteration, "config": self.config}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AwaitedExploit:
+        return cls(str(data["donor_id"]), int(data["iteration"]), dict(data["config"]))

@@ -1,5 +1,6 @@
 """Which checkpoints the trials of an experiment still refer to: every trial's kept records
-and the donor checkpoints of the PBT exploits under way. Retention, the background deleter,
+and the donor checkpoints of the PBT exploits under way; an awaited exploit's reference
+after a restore. Retention, the background deleter,
 ``tune-ckpt gc``, ``Tuner.restore`` and the restart of errored trials delete a checkpoint
 only when it is not among them."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tune_ckpt.records import ExploitReference
 from tune_ckpt.storage import paths
 from tune_ckpt.trial import Trial
 
@@ -25,3 +27,17 @@ def live_references(trials: Iterable[Trial]) -> set[str]:
 def under(trial_dir: str, path: str) -> bool:
     """Whether ``path`` is a checkpoint inside the trial folder ``trial_dir``."""
     return paths.parent(path) == trial_dir.rstrip("/")
+
+
+def resolve_awaited(trial: Trial, donor: Trial | None) -> ExploitReference | None:
+    """A restored sweep's ``trial.awaiting``: the reference to the donor's first kept
+    checkpoint at or after the decision's iteration (the one the donor committed for it
+    before the driver died, or a later one); None when the donor has none."""
+    awaited = trial.awaiting
+    if awaited is None or donor is None:
+        return None
+    records = [r for r in donor.checkpoints if r.iteration >= awaited.iteration]
+    if not records:
+        return None
+    first = min(records, key=lambda r: (r.iteration, r.committed_at))
+    return ExploitReference(awaited.donor_id, first, awaited.config)

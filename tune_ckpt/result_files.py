@@ -108,19 +108,31 @@ class ResultFiles:
         writer.writerows(flat)
         return out.getvalue().encode()
 
-    def truncate_after(self, iteration: int) -> None:
-        """Drop results after ``iteration`` (a trial rolled back to a checkpoint), so the
-        files hold one continuous history."""
-        self._pending = [
-            r for r in self._pending if int(r.get("training_iteration", 0)) <= iteration
-        ]
+    def rows(self) -> int:
+        """How many results ``result.json`` holds, queued ones written first."""
+        self.flush()
         if not self._experiment.exists(self._rel(RESULT_FILE)):
+            return 0
+        return len(read_json_lines(self._experiment, self._rel(RESULT_FILE)))
+
+    def truncate_after(self, iteration: int, floor: int = 0) -> None:
+        """Drop results after ``iteration`` (a trial rolled back to a checkpoint), so the
+        files hold one continuous history; the first ``floor`` rows stay whatever their
+        iteration (a PBT exploiter's own results before its iteration jumped back)."""
+
+        def keep(rows: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+            return [
+                r
+                for index, r in enumerate(rows, start)
+                if index < floor or int(r.get("training_iteration", 0)) <= iteration
+            ]
+
+        exists = self._experiment.exists(self._rel(RESULT_FILE))
+        written = read_json_lines(self._experiment, self._rel(RESULT_FILE)) if exists else []
+        self._pending = keep(self._pending, len(written))
+        if not exists:
             return
-        kept = [
-            r
-            for r in read_json_lines(self._experiment, self._rel(RESULT_FILE))
-            if int(r.get("training_iteration", 0)) <= iteration
-        ]
+        kept = keep(written, 0)
         self._tails_checked = True  # both files are rewritten whole below
         self._experiment.write_bytes(
             self._rel(RESULT_FILE),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune_ckpt.goodput import Goodput
-from tune_ckpt.records import CheckpointRecord, ExploitReference
+from tune_ckpt.records import AwaitedExploit, CheckpointRecord, ExploitReference
 
 
 class TrialStatus(str, enum.Enum):
@@ -67,6 +67,11 @@ class Trial:
             again (see :mod:`tune_ckpt.goodput`).
         exploit: a PBT exploit under way: the donor's checkpoint it restores and its
             new config (see :class:`ExploitReference`); None otherwise.
+        awaiting: a PBT exploit waiting for its donor's checkpoint (see
+            :class:`AwaitedExploit`); None otherwise.
+        history_floor: the rows of ``result.json`` a roll-back to a checkpoint keeps
+            whatever their iteration: those before an exploit that moved the iteration
+            back to the donor's (its own history goes on, untruncated).
     """
 
     trial_id: str
@@ -83,6 +88,8 @@ class Trial:
     experiment_tag: str = ""
     goodput: Goodput = field(default_factory=Goodput)
     exploit: ExploitReference | None = None
+    awaiting: AwaitedExploit | None = None
+    history_floor: int = 0
     # Where the driver keeps files about the trial (callbacks' and loggers'); not state.
     _local_path: str | None = field(default=None, init=False, repr=False, compare=False)
     _uri: str | None = field(default=None, init=False, repr=False, compare=False)
@@ -155,6 +162,8 @@ class Trial:
             "experiment_tag": self.experiment_tag,
             "goodput": self.goodput.to_json(),
             "exploit": self.exploit.to_json() if self.exploit else None,
+            "awaiting": self.awaiting.to_json() if self.awaiting else None,
+            "history_floor": self.history_floor,
         }
 
     @classmethod
@@ -174,4 +183,6 @@ class Trial:
             experiment_tag=str(data.get("experiment_tag") or ""),
             goodput=Goodput.from_json(data.get("goodput")),
             exploit=ExploitReference.from_json(data["exploit"]) if data.get("exploit") else None,
+            awaiting=AwaitedExploit.from_json(data["awaiting"]) if data.get("awaiting") else None,
+            history_floor=int(data.get("history_floor", 0)),
         )

@@ -275,6 +275,7 @@ class Tuner:
                 if relative not in live:
                     store.delete(relative)
             ResultFiles(experiment, by_id[trial_id].trial_dir).truncate_after(0)
+            by_id[trial_id].history_floor = 0
             journal.record(by_id[trial_id])
         journal.flush()
         self._restart = {}

@@ -50,6 +50,8 @@ def _barrier(config: dict[str, Any], trial_id: str, iteration: int) -> None:
     while True:
         reached = {}
         for name in os.listdir(folder):
+            if name.startswith("."):
+                continue  # a write in progress
             with open(os.path.join(folder, name)) as f:
                 text = f.read()
             reached[name] = int(text) if text else 0
@@ -65,8 +67,12 @@ def _barrier(config: dict[str, Any], trial_id: str, iteration: int) -> None:
 def _completed(config: dict[str, Any], trial_id: str, iteration: int) -> None:
     folder = config.get("barrier")
     if folder:
-        with open(os.path.join(folder, trial_id), "w") as f:
+        # Written whole, then renamed: a worker killed mid-write (the driver SIGKILL tests)
+        # must not leave an empty file that reads as iteration 0 and stalls the barrier.
+        temporary = os.path.join(folder, f".{trial_id}.tmp")
+        with open(temporary, "w") as f:
             f.write(str(iteration))
+        os.replace(temporary, os.path.join(folder, trial_id))
 
 
 def _truncate_other_checkpoints(trial_dir: str, trial_id: str) -> None:

@@ -3,9 +3,9 @@ and history continue from ``scheduler_state.json``, and every trial finishes at 
 iteration from its journaled checkpoint (its own, or a donor's it had exploited), never
 from scratch.
 
-Not asserted: the same final metrics as an uninterrupted run. PBT's decisions depend on
-the order results arrive from concurrent trials, which no seed fixes, so two uninterrupted
-runs already differ."""
+Not asserted: the same final metrics as an uninterrupted run. Asynchronous PBT's decisions
+depend on the order results arrive from concurrent trials, which no seed fixes, so two
+uninterrupted runs already differ (synchronous PBT's do not: test_pbt_synch_determinism)."""
 
 from __future__ import annotations
 

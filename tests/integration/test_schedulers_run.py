@@ -94,6 +94,21 @@ def test_a_pause_checkpoints_and_resumes_from_exactly_that_checkpoint(tmp_path: 
         assert result.metrics["total"] == expected_total(9, a)
 
 
+def test_paused_trials_resume_in_the_worker_processes_already_running(tmp_path: Path) -> None:
+    """Three trials on two CPUs, each paused once: a paused trial's process stays for the
+    next trial of its shape, which resets it and restores its own checkpoint there, so the
+    whole sweep runs in two worker processes, every resume from its pause checkpoint."""
+    space = {"a": tune.grid_search([1, 2, 3])}
+    results = _run(tmp_path, Accumulator, space, PauseAtTwo())
+    pids = set()
+    for result, a in zip(results, [1, 2, 3], strict=True):
+        assert result.error is None
+        assert result.metrics["restored_from"] == 2
+        assert result.metrics["total"] == expected_total(9, a)
+        pids.update(row["pid"] for row in result.metrics_dataframe.to_dict("records"))
+    assert len(pids) <= 2, pids
+
+
 def test_a_trainable_that_cannot_checkpoint_cannot_be_paused(tmp_path: Path) -> None:
     """A function that reports no checkpoint, asked to pause: its trial ends in ERROR
     naming it and the scheduler; the sweep goes on."""

@@ -38,3 +38,59 @@ def test_missing_or_damaged_params_pickle_falls_back(
     with caplog.at_level(logging.WARNING, logger="tune_ckpt.result_files"):
         assert read_params(experiment, "trial_0") is None
     assert "params.pkl is damaged" in caplog.text
+
+
+def _iterations(tmp_path: Path) -> list[int]:
+    text = (tmp_path / "trial_0" / "result.json").read_text()
+    return [json.loads(line)["training_iteration"] for line in text.splitlines()]
+
+
+def test_a_roll_back_keeps_the_rows_before_an_exploit_that_moved_the_iteration_back(
+    tmp_path: Path,
+) -> None:
+    """A PBT exploiter at iteration 5 took a donor's checkpoint of iteration 3, ran to 6,
+    then failed and restores its checkpoint of iteration 4: its own rows 1-5 stay, the
+    rows after the exploit above 4 go, queued ones included."""
+    experiment = StorageLocation.resolve(str(tmp_path))
+    files = ResultFiles(experiment, "trial_0")
+    for iteration in range(1, 6):
+        files.add({"training_iteration": iteration})
+    floor = files.rows()
+    assert floor == 5
+    for iteration in (4, 5):
+        files.add({"training_iteration": iteration})
+    files.flush()
+    files.add({"training_iteration": 6})  # queued, not written
+
+    files.truncate_after(4, floor)
+    files.flush()
+    assert _iterations(tmp_path) == [1, 2, 3, 4, 5, 4]
+    csv_rows = (tmp_path / "trial_0" / "progress.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + 6  # the header and the rows kept
+
+    files.truncate_after(0)  # starting over: everything goes
+    assert not (tmp_path / "trial_0" / "result.json").read_text()
+
+
+def test_roll_back_uses_the_trials_history_floor(tmp_path: Path) -> None:
+    """The driver's roll-back keeps an exploiter's rows before its exploit; a start over
+    (no checkpoint verifies) drops them too and resets the floor."""
+    from tune_ckpt.driver.bookkeeping import CheckpointBook
+    from tune_ckpt.records import CheckpointRecord
+    from tune_ckpt.trial import Trial
+
+    experiment = StorageLocation.resolve(str(tmp_path))
+    files = ResultFiles(experiment, "trial_0")
+    for iteration in (1, 2, 3, 4, 5, 3, 4, 5):
+        files.add({"training_iteration": iteration})
+    files.flush()
+    record = CheckpointRecord(path="donor/checkpoint_000002", iteration=2)
+    trial = Trial(trial_id="t", config={}, trial_dir="trial_0", checkpoints=[record])
+    trial.history_floor = 5
+    CheckpointBook.roll_back(trial, files, 2)
+    assert _iterations(tmp_path) == [1, 2, 3, 4, 5]
+    CheckpointBook.roll_back(trial, files, 0)
+    assert trial.history_floor == 0 and _iterations(tmp_path) == []
+    assert Trial.from_json(trial.to_json()).history_floor == 0
+    trial.history_floor = 7
+    assert Trial.from_json(trial.to_json()).history_floor == 7

@@ -93,3 +93,22 @@ def test_under_tells_a_trials_own_checkpoints_from_others() -> None:
     assert under("exp_a/", "exp_a/checkpoint_000004")
     assert not under("exp_a", "exp_ab/checkpoint_000004")
     assert not under("exp_a", "exp_b/checkpoint_000004")
+
+
+def test_an_awaited_exploit_takes_the_donors_first_checkpoint_at_its_point() -> None:
+    """A driver died while an exploit waited for its donor's checkpoint: on restore it
+    refers to the donor's first kept checkpoint at or after the decision's iteration, or
+    to none when the donor committed none since; the awaited exploit round-trips."""
+    from tune_ckpt.records import AwaitedExploit
+    from tune_ckpt.references import resolve_awaited
+
+    donor = trial("d", rec("d", 3), rec("d", 6), rec("d", 9))
+    exploiter = trial("e", rec("e", 6))
+    exploiter.awaiting = AwaitedExploit("d", 5, {"lr": 0.2})
+    back = Trial.from_json(exploiter.to_json())
+    assert back.awaiting == exploiter.awaiting
+    ref = resolve_awaited(back, donor)
+    assert ref == ExploitReference("d", rec("d", 6), {"lr": 0.2})
+    exploiter.awaiting = AwaitedExploit("d", 10, {"lr": 0.2})
+    assert resolve_awaited(exploiter, donor) is None
+    assert resolve_awaited(exploiter, None) is None

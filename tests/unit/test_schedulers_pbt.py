@@ -112,22 +112,58 @@ def test_burn_in_delays_the_first_perturbation() -> None:
     assert _report(pbt, view, b, 6, 1) == N
 
 
+def _pause_at(trial: Trial, iteration: int) -> None:
+    """What the driver does on PAUSE: the trial is PAUSED, then its checkpoint commits."""
+    trial.set_status(TrialStatus.PAUSED)
+    trial.checkpoints.append(
+        CheckpointRecord(path=f"{trial.trial_id}/checkpoint_{iteration:06d}", iteration=iteration)
+    )
+
+
 def test_synch_pauses_until_the_whole_population_reached_the_point() -> None:
     pbt = _pbt(synch=True)
     view, (a, b, c) = _setup(pbt, 3)
     assert _report(pbt, view, a, 4, 10) == P
-    a.set_status(TrialStatus.PAUSED)
+    _pause_at(a, 4)
     assert pbt.choose_trial_to_run(view) is None  # a waits at the point for the others
     assert _report(pbt, view, b, 4, 5) == P
-    b.set_status(TrialStatus.PAUSED)
+    _pause_at(b, 4)
+    # The last one arrives: it pauses too; nothing is decided before its checkpoint commits.
+    assert _report(pbt, view, c, 4, 1) == P
+    c.set_status(TrialStatus.PAUSED)
+    # Not at the point with a checkpoint yet: chosen (the driver skips it while its pause
+    # save runs), and no decision.
+    assert pbt.choose_trial_to_run(view) is c
     assert pbt.pop_actions() == []
-    # The last one arrives: one top (t0) and one bottom (t2, the reporter) of three.
-    assert _report(pbt, view, c, 4, 1) == N
-    actions = pbt.pop_actions()
-    assert isinstance(actions[0], Exploit) and actions[0].trial_id == "t2"
-    assert actions[0].donor_id == "t0" and actions[0].pause
-    assert pbt.save_state()["next_perturbation_sync"] == 8
+    c.checkpoints.append(CheckpointRecord(path="t2/checkpoint_000004", iteration=4))
+    # All paused at the point with their checkpoints: one top (t0) and one bottom (t2).
     assert pbt.choose_trial_to_run(view) is a  # everyone is below 8 now; least trained first
+    actions = pbt.pop_actions()
+    assert len(actions) == 1 and isinstance(actions[0], Exploit)
+    assert (actions[0].trial_id, actions[0].donor_id) == ("t2", "t0") and actions[0].pause
+    assert actions[0].donor_checkpoint == a.checkpoints[-1]  # known at the decision
+    assert pbt.save_state()["next_perturbation_sync"] == 8
+
+
+def test_synch_decisions_do_not_depend_on_the_order_of_arrival() -> None:
+    """The same scores reached in another order give the same exploits and configs."""
+    outcomes = []
+    for order in ([0, 1, 2, 3], [3, 1, 0, 2], [2, 3, 1, 0]):
+        pbt = _pbt(synch=True, quantile_fraction=0.5, seed=5)
+        view, trials = _setup(pbt, 4)
+        for index in order:
+            _report(pbt, view, trials[index], 4, [3.0, 1.0, 4.0, 2.0][index])
+            _pause_at(trials[index], 4)
+        pbt.choose_trial_to_run(view)
+        outcomes.append(
+            [
+                (x.trial_id, x.donor_id, x.new_config)
+                for x in pbt.pop_actions()
+                if isinstance(x, Exploit)
+            ]
+        )
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert sorted(t for t, _, _ in outcomes[0]) == ["t1", "t3"]
 
 
 def test_explore_replays_the_generator() -> None:
@@ -224,3 +260,18 @@ def test_policy_lines_are_ray_s_json_records() -> None:
 def test_bad_arguments_are_named(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises((ValueError, TypeError), match=field):
         _pbt(**kwargs)
+
+
+def test_synch_runs_a_trial_restored_from_before_the_point_it_had_reached() -> None:
+    """After a driver crash, the saved state may say a trial reached the point while the
+    trial restored from an older checkpoint: it is chosen to run there again, and the
+    population waits for it."""
+    pbt = _pbt(synch=True)
+    view, (a, b) = _setup(pbt, 2)
+    _report(pbt, view, a, 4, 10)
+    _pause_at(a, 4)
+    _report(pbt, view, b, 4, 5)  # heard, but its checkpoint of 4 was never committed
+    b.set_status(TrialStatus.PAUSED)
+    b.checkpoints.append(CheckpointRecord(path="t1/checkpoint_000002", iteration=2))
+    assert pbt.choose_trial_to_run(view) is b
+    assert pbt.pop_actions() == []

@@ -8,9 +8,10 @@ entry naming the checkpoint, then what retention drops is deleted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from tune_ckpt import result as keys
 from tune_ckpt.config import CheckpointConfig
@@ -53,6 +54,8 @@ class CheckpointBook:
         self._on_journal = on_journal  # state kept beside the journal (a scheduler's)
         self._warned_unscored: set[str] = set()
         self._warned_fallback_nodes: set[str] = set()
+        self._batched = 0  # nesting depth of batch()
+        self._released: list[CheckpointRecord] = []  # dropped inside it, deleted after it
 
     def record_saved(self, trial: Trial, files: ResultFiles, saved: SavedCheckpoint) -> None:
         """A worker took a checkpoint: commit it if it came packed, record it, journal it and
@@ -85,14 +88,37 @@ class CheckpointBook:
     def release(self, dropped: Iterable[CheckpointRecord]) -> None:
         """Records no longer kept by their trial: delete the checkpoints no other live
         record refers to (in the background)."""
+        if self._batched:
+            self._released.extend(dropped)  # deleted after the batch's journal flush
+            return
         for record in unreferenced(dropped, live_references(self._trials)):
             self.deleter.delete(record.path)
 
     def journal(self, trial: Trial) -> None:
         self._journal.record(trial)
+        if not self._batched:
+            self._flush()
+
+    def _flush(self) -> None:
         self._journal.flush()
         if self._on_journal is not None:
             self._on_journal()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Journal entries made inside reach storage in one flush at the end, and the
+        states beside the journal are saved once after it: what one decision changed in
+        several trials is journaled all or nothing. Deletions asked for inside follow that
+        flush (what the journal names is deleted only once it no longer does)."""
+        self._batched += 1
+        try:
+            yield
+        finally:
+            self._batched -= 1
+            if not self._batched:
+                self._flush()
+                released, self._released = self._released, []
+                self.release(released)
 
     def _warn_fallback_once(self, fallback: ObjectStoreFallback) -> None:
         """One WARNING per node whose workers cannot write the storage themselves."""
@@ -118,7 +144,9 @@ class CheckpointBook:
         """The trial restored the checkpoint of ``iteration`` (0: none verified, it starts
         over): records and results after it go, so the history stays one continuous line."""
         trial.checkpoints = [r for r in trial.checkpoints if r.iteration <= iteration]
-        files.truncate_after(iteration)
+        if iteration == 0:
+            trial.history_floor = 0  # it starts over: its whole history goes
+        files.truncate_after(iteration, trial.history_floor)
         kept = [r for r in trial.checkpoints if r.iteration == iteration]
         trial.last_result = dict(kept[-1].metrics) if kept else {}
 

@@ -123,6 +123,7 @@ class TrialRunner(
 
     def run(self) -> None:
         """Run until every trial is finished (or fail_fast ends the sweep)."""
+        self._resume_awaited()  # driver/loop_exploits: exploits a driver crash interrupted
         self._placement.refresh(force=True)
         self._placement.check_fits_cluster((t.trial_id, self._request(t)) for t in self._pending)
         self._events.experiment_start()
@@ -203,19 +204,21 @@ class TrialRunner(
             # A restart with nothing to restore begins at iteration 1 again; so does its history.
             trial.goodput.rolled_back(trial.last_result, 0.0)
             files.truncate_after(0)
-            trial.last_result = {}
-        # A trial that must restore needs a fresh actor: reset_config cannot load a checkpoint.
-        must_restore = trial.checkpoints or trial.exploit is not None
-        reusable = None if must_restore else self._actors.take_idle(request)
+            trial.last_result, trial.history_floor = {}, 0
+        # An idle actor of its shape runs it after a reset; one that must restore then loads
+        # its checkpoint (or its donor's) into the reset trainable (see _on_reset).
+        reusable = self._actors.take_idle(request)
         if reusable is not None:
-            slot = Slot(trial, reusable, request, files)
+            slot = Slot(trial, reusable, request, files, launched_for=trial.exploit)
             self._slots[trial.trial_id] = slot
             trial.set_status(TrialStatus.RUNNING)
             self._events.trial_started(trial)
             self._locate(slot)
             use_reset_config = self._tune_config.reuse_actors is True
-            ref = reusable.reset.remote(trial.config, self._context(trial), use_reset_config)
-            self._inflight[ref] = Call(slot, "reset")
+            config, context = self._launch_config(trial), self._context(trial)
+            self._inflight[reusable.reset.remote(config, context, use_reset_config)] = Call(
+                slot, "reset"
+            )
             return
         self._actors.stop_idle()  # idle actors of another shape hold what it may need
         self._start_fresh(trial, request, files)
@@ -224,7 +227,7 @@ class TrialRunner(
         actor = self._actors.start(
             request, self._launch_config(trial), self._context(trial), self._placement.avoid()
         )
-        slot = Slot(trial, actor, request, files)
+        slot = Slot(trial, actor, request, files, launched_for=trial.exploit)
         self._slots[trial.trial_id] = slot
         trial.set_status(TrialStatus.RUNNING)
         self._events.trial_started(trial)
@@ -269,8 +272,9 @@ class TrialRunner(
             if call.kind == "train":
                 self._on_steps(slot, value)
             elif call.kind == "save_end":
-                self._on_saved(slot, value)
-                self._finish(slot, TrialStatus.TERMINATED)
+                if not self._awaits_save(slot, value, "save_end"):
+                    self._on_saved(slot, value)
+                    self._finish(slot, TrialStatus.TERMINATED)
             elif call.kind == "probe":
                 self._restore(slot, bool(value))
             elif call.kind == "restore":
@@ -323,11 +327,12 @@ class TrialRunner(
                 # Heard before the checkpoint of this step is journaled, so the state saved
                 # with that entry includes it: a trial restored from it never replays it.
                 decision, actions = self._sched.result(trial, result)
-            if outcome.saved is not None:
-                self._on_saved(slot, outcome.saved)
-            elif callback_asks_checkpoint:
+            if callback_asks_checkpoint and outcome.saved is None:
                 actions.append(SaveCheckpoint(trial.trial_id))
-            self._apply(actions)
+            with self._book.batch():  # the scheduler's state is saved with its actions
+                if outcome.saved is not None:
+                    self._on_saved(slot, outcome.saved)
+                self._apply(actions)
             if outcome.preempted:
                 self._on_preempted(slot)
                 return

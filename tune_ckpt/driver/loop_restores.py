@@ -1,6 +1,7 @@
 """The driver loop's restores, mixed into ``TrialRunner``: a trial starting again from its
 checkpoints (on shared storage the worker reads them; otherwise the driver reads, verifies
-and sends them packed), and what follows a restore or an actor's reset."""
+and sends them packed), in a fresh actor or an idle one reset for it, and what follows a
+restore or an actor's reset."""
 
 from __future__ import annotations
 
@@ -57,5 +58,17 @@ class RestoreHandling(RunnerBase):
         self._train(slot)
 
     def _on_reset(self, slot: Slot) -> None:
-        self._progress.trial_started(slot.trial, None)
+        """A reused actor holds a fresh trainable of the trial (or one reset through
+        ``reset_config``): a trial with checkpoints, or an exploit to carry out, restores
+        into it as into a fresh actor; a new trial starts."""
+        trial = slot.trial
+        if trial.checkpoints or trial.exploit is not None:
+            try:
+                self._book.prepare_start(trial)
+            except StorageError as exc:
+                self._on_failure(slot, exc)  # part of restoring: the trial's failure
+                return
+            self._inflight[slot.actor.shares_storage.remote()] = Call(slot, "probe")
+            return
+        self._progress.trial_started(trial, None)
         self._train(slot)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from tune_ckpt.driver.actors import terminate
 from tune_ckpt.driver.runner_base import Call, RunnerBase, Slot
@@ -22,7 +23,8 @@ class SchedulerHandling(RunnerBase):
     def _next_trial(self) -> Trial | None:
         if not self._sched.active:
             return self._pending[0]
-        chosen = self._sched.next_trial(set(self._slots))
+        chosen, actions = self._sched.next_trial(set(self._slots))
+        self._apply(actions)
         if chosen is not None and any(t is chosen for t in self._pending):
             return chosen
         if not self._slots and not self._inflight:
@@ -37,7 +39,14 @@ class SchedulerHandling(RunnerBase):
         return None
 
     def _apply(self, actions: list[SchedulerAction]) -> None:
-        """Carry out what a scheduler asked for trials other than by its decision."""
+        """Carry out what a scheduler asked for trials other than by its decision: the
+        journal entries of one batch in one flush, with the scheduler's state after it (a
+        driver crash keeps all of a synchronous PBT perturbation's exploits or none)."""
+        if actions:
+            with self._book.batch():
+                self._apply_each(actions)
+
+    def _apply_each(self, actions: list[SchedulerAction]) -> None:
         for action in actions:
             slot = self._slots.get(action.trial_id)
             if isinstance(action, SaveCheckpoint):
@@ -66,11 +75,25 @@ class SchedulerHandling(RunnerBase):
         slot.trial.set_status(TrialStatus.PAUSED)
         self._inflight[slot.actor.save.remote()] = Call(slot, "pause")
 
+    def _awaits_save(self, slot: Slot, saved: SavedCheckpoint | None, kind: str) -> bool:
+        """A save meaning ``kind`` ("pause", "save_end") answered None ("this iteration is
+        saved already") while another save of the slot is in flight: that one holds the
+        checkpoint, and may be answered after this one. It takes the meaning (True)."""
+        if saved is not None:
+            return False
+        for call in self._inflight.values():
+            if call.slot is slot and call.kind == "save":
+                call.kind = kind
+                return True
+        return False
+
     def _on_paused(self, slot: Slot, saved: SavedCheckpoint | None) -> None:
         trial = slot.trial
+        if self._awaits_save(slot, saved, "pause"):
+            return
         self._on_saved(slot, saved)
         latest = trial.latest_checkpoint
-        self._vacate(slot, terminate)
+        self._vacate(slot, self._keep_or_terminate(slot))
         if latest is None or latest.iteration < trial.iteration:
             trial.error = (
                 f"trial {trial.trial_id} cannot be paused by {self._sched.name}: its trainable "
@@ -84,6 +107,15 @@ class SchedulerHandling(RunnerBase):
         else:
             self._book.journal(trial)
             self._pending.append(trial)
+
+    def _keep_or_terminate(self, slot: Slot) -> Callable[[Any], None]:
+        """How a paused trial gives its actor back: healthy (its save answered), it goes to
+        the idle pool for the next trial of its shape (the paused one itself, or another,
+        restoring into it) unless actors are not reused or its node is draining."""
+        node_id = slot.node_id
+        if self._tune_config.reuse_actors is False or node_id in self._placement.avoid():
+            return terminate
+        return lambda actor: self._actors.keep_idle(actor, slot.resources, node_id)
 
     def _conclude(
         self, trial: Trial, status: TrialStatus, hook: Callable[[Trial], list[SchedulerAction]]

@@ -23,6 +23,7 @@ from tune_ckpt.driver.trial_source import TrialSource
 from tune_ckpt.journal import Journal
 from tune_ckpt.persistence import SavedCheckpoint
 from tune_ckpt.progress import Progress
+from tune_ckpt.records import ExploitReference
 from tune_ckpt.result_files import ResultFiles
 from tune_ckpt.schedulers import Exploit, SchedulerAction
 from tune_ckpt.storage.location import StorageLocation
@@ -41,6 +42,7 @@ class Slot:
     node_id: str = ""
     saved_at: float = field(default_factory=time.monotonic)  # its last checkpoint, or start
     stop_after_pause: bool = False  # a scheduler stopped it while its pause save ran
+    launched_for: ExploitReference | None = None  # the exploit its actor got the config of
 
 
 @dataclass

@@ -76,15 +76,17 @@ class Scheduling:
         self.scheduler.on_trial_remove(self._view, trial)
         return self.scheduler.pop_actions()
 
-    def next_trial(self, running: set[str]) -> Trial | None:
-        """The PENDING or PAUSED trial to start next, as the scheduler chooses; None while
-        it wants none to start."""
+    def next_trial(self, running: set[str]) -> tuple[Trial | None, list[SchedulerAction]]:
+        """The PENDING or PAUSED trial to start next, as the scheduler chooses (None while
+        it wants none to start), and what it asks of trials meanwhile (synchronous PBT
+        perturbs the population here)."""
         trial = self.scheduler.choose_trial_to_run(self._view)
+        actions = self.scheduler.pop_actions()
         if trial is None or trial.trial_id in running:
-            return None
+            return None, actions
         if trial.status not in (TrialStatus.PENDING, TrialStatus.PAUSED):
-            return None
-        return trial
+            return None, actions
+        return trial, actions
 
     def save_state(self) -> None:
         """Write the scheduler's state when it changed (a no-op for FIFO)."""

@@ -8,9 +8,15 @@ an :class:`Exploit` action carries the donor's checkpoint record and the explore
 (see :mod:`tune_ckpt.schedulers.pbt_explore`), and the trial's decision is NOOP. Otherwise
 the trial continues, or pauses when other trials wait for resources (time sharing).
 
-``synch=True``: trials pause at the perturbation point until every live trial reached it;
-then all are perturbed at once (top first, so their checkpoints are asked for before
-others exploit them), and the next point is ``max(point + interval, latest trial time)``.
+``synch=True``: every trial pauses at the perturbation point (a checkpoint). Once every
+live trial is paused there with that checkpoint committed, all are perturbed at once (when
+the driver next asks :meth:`choose_trial_to_run`), and the next point is ``max(point +
+interval, latest trial time)``. Ray perturbs on the last trial's result instead, while
+pause checkpoints may still be in flight; waiting for them makes every donor's checkpoint
+known at the decision, so the decision's exploits are journaled together, and a sweep
+restored after a driver crash makes the same decisions as one without it (the decisions
+depend on the trials' scores and the seeded generator only, never on the order results
+arrived in).
 
 Departures from Ray: draws come from a seeded ``random.Random`` kept in the saved state;
 the donor's checkpoint is its newest record at or after its last perturbation point, and
@@ -195,25 +201,40 @@ class PopulationBasedTraining(TrialScheduler):
         return self._synch_result(trial, trials, time)
 
     def _synch_result(self, trial: Trial, trials: list[Trial], time: float) -> SchedulerDecision:
+        """Every trial pauses at the point; :meth:`_synchronize` perturbs them together."""
+        return SchedulerDecision.PAUSE
+
+    def _synchronize(self, trials: Sequence[Trial]) -> None:
+        """Perturb the whole population once every live trial is paused at the point with
+        its checkpoint there committed (top first, so no exploit names a checkpoint before
+        its donor is ranked)."""
         live = [t for t in trials if not t.is_finished]
-        behind = any(
-            self._clock(t).last_train_time < self._next_sync
-            for t in live
-            if t.trial_id != trial.trial_id
-        )
-        if behind:
-            return SchedulerDecision.PAUSE
+        if not live or not all(self._ready_at_point(t) for t in live):
+            return
         lower, upper = self._quantiles(trials)
         ranked = {t.trial_id for t in lower + upper}
-        middle = [t for t in trials if t.trial_id not in ranked]
-        exploited = False
+        middle = [t for t in live if t.trial_id not in ranked]
+        time = max(self._clock(t).last_train_time for t in live)
         for t in upper + middle + lower:
             self._clock(t).last_perturbation_time = time
-            done = self._checkpoint_or_exploit(t, trials, lower, upper, True)
-            exploited = exploited or (done and t.trial_id == trial.trial_id)
+            self._checkpoint_or_exploit(t, trials, lower, upper, True)
         latest = max((self._clock(t).last_train_time for t in trials), default=0.0)
         self._next_sync = max(self._next_sync + self._interval, latest)
-        return SchedulerDecision.NOOP if exploited else SchedulerDecision.PAUSE
+
+    def _ready_at_point(self, trial: Trial) -> bool:
+        return trial.status == TrialStatus.PAUSED and self._at_point(trial)
+
+    def _at_point(self, trial: Trial) -> bool:
+        """Reached the point with a checkpoint there. A trial restored after a driver crash
+        from a checkpoint before the point its clock says it reached is not: it runs
+        there again."""
+        clock = self._clock(trial)
+        latest = trial.latest_checkpoint
+        return (
+            clock.last_train_time >= self._next_sync
+            and latest is not None
+            and latest.iteration >= clock.last_iteration
+        )
 
     def _clock(self, trial: Trial) -> _TrialClock:
         return self._clocks.setdefault(trial.trial_id, _TrialClock())
@@ -311,12 +332,15 @@ class PopulationBasedTraining(TrialScheduler):
 
     def choose_trial_to_run(self, runner: SchedulerContext) -> Trial | None:
         """The waiting trial that has trained least (``time_attr``); under ``synch`` only
-        trials short of the next perturbation point."""
+        trials not yet at the next perturbation point with a checkpoint there, after
+        perturbing the population if it is all paused at the point (the actions come with
+        this call)."""
+        if self._synch:
+            self._synchronize(runner.get_trials())
         candidates = [
             t
             for t in runner.get_trials()
-            if t.status in _WAITING
-            and (not self._synch or self._clock(t).last_train_time < self._next_sync)
+            if t.status in _WAITING and not (self._synch and self._at_point(t))
         ]
         candidates.sort(key=lambda t: self._clock(t).last_train_time)
         return candidates[0] if candidates else None
