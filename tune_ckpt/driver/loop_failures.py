@@ -13,7 +13,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from tune_ckpt.config import FailureConfig
 from tune_ckpt.driver.decisions import AfterFailure, StartupLosses, after_failure
 from tune_ckpt.driver.runner_base import RunnerBase, Slot
-from tune_ckpt.errors import TrialError
+from tune_ckpt.errors import NodeLostError, TrialError
 from tune_ckpt.trial import TrialStatus
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ class FailureHandling(RunnerBase):
         """An actor that never ran lost to the cluster (placed on a node that was dying but
         not yet declared dead), rather than a failure of the trial. Bounded, so a trainable
         whose process dies while starting still uses up its failures."""
+        if isinstance(exc, NodeLostError):
+            return not slot.answered and self._startup_losses.forgive(slot.trial.trial_id)
         if slot.answered or not isinstance(exc, RayActorError) or isinstance(exc, RayTaskError):
             return False
         if getattr(exc, "actor_init_failed", False):
@@ -68,7 +70,7 @@ class FailureHandling(RunnerBase):
             self._events.trial_recovering(trial)
             return
         error = describe(exc)
-        self._release(slot, refresh=isinstance(exc, RayActorError))
+        self._release(slot, refresh=isinstance(exc, RayActorError | NodeLostError))
         trial.num_failures += 1
         decision = after_failure(trial, self._failure_config)
         retry = decision == AfterFailure.RETRY
@@ -88,6 +90,6 @@ class FailureHandling(RunnerBase):
 
 
 def describe(exc: BaseException) -> str:
-    if isinstance(exc, RayTaskError):
+    if isinstance(exc, RayTaskError | NodeLostError):
         return str(exc)
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
