@@ -21,6 +21,7 @@ import enum
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from tune_ckpt.driver import drains
@@ -34,6 +35,9 @@ CONNECT_TIMEOUT_S = 1.0
 """How long a probe waits for a connection before it counts as silence."""
 SILENCES_TO_LOSE = 3
 """Probes in a row without an answer that declare a node lost."""
+LIST_S = 1.0
+"""How often the alive nodes' raylets are listed (one GCS call), and sooner for a node not
+seen yet."""
 
 
 class Reach(enum.Enum):
@@ -104,6 +108,8 @@ class NodeWatch:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unreadable_logged = False
+        self._listed: dict[str, tuple[str, int]] = {}
+        self._listed_at = -LIST_S
 
     def watch(self, nodes: Iterable[str]) -> None:
         """Probe these nodes from now on (the nodes running trials)."""
@@ -132,14 +138,18 @@ class NodeWatch:
                 self._probe_round(watched)
 
     def _probe_round(self, watched: frozenset[str]) -> None:
-        try:
-            raylets = self._raylets()
-        except DrainError as exc:
-            if not self._unreadable_logged:
-                logger.warning("cannot list the nodes' raylets; lost nodes are left to Ray "
-                               "to notice: %s", exc)  # fmt: skip
-                self._unreadable_logged = True
-            return
+        now = time.monotonic()
+        if now - self._listed_at >= LIST_S or not watched <= set(self._listed):
+            try:
+                self._listed = self._raylets()
+            except DrainError as exc:
+                if not self._unreadable_logged:
+                    logger.warning("cannot list the nodes' raylets; lost nodes are left to "
+                                   "Ray to notice: %s", exc)  # fmt: skip
+                    self._unreadable_logged = True
+                return
+            self._listed_at = now
+        raylets = self._listed
         for node in sorted(watched):
             raylet = raylets.get(node)
             reach = Reach.UNLISTED if raylet is None else probe(*raylet)
