@@ -32,7 +32,9 @@ def test_probe_tells_a_listening_port_from_a_closed_one(listening: tuple[str, in
 
 def test_a_refusal_after_an_answer_loses_the_node_once() -> None:
     verdicts = NodeVerdicts()
+    assert not verdicts.reached("a")
     assert not verdicts.observe("a", Reach.ANSWERED)
+    assert verdicts.reached("a")
     assert verdicts.observe("a", Reach.REFUSED)
     assert not verdicts.observe("a", Reach.REFUSED)  # reported once
 

@@ -71,6 +71,10 @@ class NodeVerdicts:
         self._silences: dict[str, int] = {}
         self._lost: set[str] = set()
 
+    def reached(self, node: str) -> bool:
+        """Whether ``node``'s raylet has answered (so it can be declared lost)."""
+        return node in self._answered
+
     def observe(self, node: str, reach: Reach) -> bool:
         """Record one probe of ``node``; True the first time it makes the node lost."""
         if node in self._lost:
@@ -119,6 +123,10 @@ class NodeWatch:
         if watched and self._thread is None and not self._stop.is_set():
             self._thread = threading.Thread(target=self._run, name="tune_ckpt-nodes", daemon=True)
             self._thread.start()
+
+    def reached(self, node: str) -> bool:
+        """Whether ``node``'s raylet has answered a probe."""
+        return self._verdicts.reached(node)
 
     def lost(self) -> set[str]:
         with self._lock:
