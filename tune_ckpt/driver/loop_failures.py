@@ -5,6 +5,7 @@ ran is the cluster's loss, not the trial's."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 
@@ -13,7 +14,8 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from tune_ckpt.config import FailureConfig
 from tune_ckpt.driver.decisions import AfterFailure, StartupLosses, after_failure
 from tune_ckpt.driver.runner_base import RunnerBase, Slot
-from tune_ckpt.errors import NodeLostError, TrialError
+from tune_ckpt.driver.unheard import adopt_unheard
+from tune_ckpt.errors import NodeLostError, StorageError, TrialError
 from tune_ckpt.trial import TrialStatus
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class FailureHandling(RunnerBase):
         self._progress.failed(trial, error, retry, has_checkpoint=bool(trial.checkpoints))
         if retry:
             trial.set_status(TrialStatus.PENDING)
+            with contextlib.suppress(StorageError):  # unreadable now: the recorded ones do
+                adopt_unheard(trial, self._book.store, self._book.experiment)
             self._book.journal(trial)
             self._pending.appendleft(trial)
             self._events.trial_recovering(trial)
