@@ -21,6 +21,8 @@
     │                                   failed (Ray Tune's ``ray.tune.error.TuneError``)
     ├── DrainError                      Ray's private node-drain API refused or failed
     ├── SpotNoticeError                 the cloud's metadata service could not be read
+    ├── NodeLostError                   a node running a trial is gone (its raylet stopped
+    │                                   answering), noticed before Ray declared it dead
     └── ExperimentError (ValueError)    an experiment cannot be found, read or restored
         ├── ExperimentLockedError       another live driver holds the experiment's lease
         └── LeaseLostError              a worker's driver no longer holds the lease: no commit
@@ -142,6 +144,18 @@ class DrainError(TuneCkptError):
 
 class SpotNoticeError(TuneCkptError):
     """The cloud's instance metadata service did not answer, or not with a spot notice."""
+
+
+class NodeLostError(TuneCkptError):
+    """The node a trial ran on is gone: its raylet refuses connections or stopped answering
+    (``driver/node_watch``). The trial restarts elsewhere as after any failure."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        super().__init__(f"node {node_id} is lost: its raylet stopped answering")
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.node_id,))
 
 
 class TuneError(TuneCkptError):

@@ -144,8 +144,9 @@ def test_every_public_error_is_a_tune_ckpt_error() -> None:
         for obj in vars(errors).values()
         if isinstance(obj, type) and issubclass(obj, BaseException)
     ]
-    # 12, plus StorageFullError, two lease errors, DrainError, SpotNoticeError, TuneError
-    assert len(classes) == 18
+    # 12, plus StorageFullError, two lease errors, DrainError, SpotNoticeError, TuneError,
+    # NodeLostError
+    assert len(classes) == 19
     assert all(issubclass(cls, TuneCkptError) for cls in classes)
 
 

@@ -74,13 +74,20 @@ def alive_nodes(
     gcs_address: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> dict[str, str]:
     """The alive nodes: node id (hex) -> the node's IP address."""
+    return {node: ip for node, (ip, _) in node_managers(gcs_address, timeout_s).items()}
+
+
+def node_managers(
+    gcs_address: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> dict[str, tuple[str, int]]:
+    """The alive nodes' raylets: node id (hex) -> (IP address, node manager port)."""
     client = _client(gcs_address)
     try:
         from ray.core.generated import gcs_pb2
 
         infos = client.get_all_node_info(timeout=timeout_s)
         return {
-            info.node_id.hex(): info.node_manager_address
+            info.node_id.hex(): (info.node_manager_address, int(info.node_manager_port))
             for info in infos.values()
             if info.state == gcs_pb2.GcsNodeInfo.ALIVE  # type: ignore[attr-defined]  # generated protobuf
         }

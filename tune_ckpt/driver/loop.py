@@ -35,8 +35,10 @@ from tune_ckpt.driver.loop_drains import DrainHandling
 from tune_ckpt.driver.loop_endings import EndingHandling
 from tune_ckpt.driver.loop_exploits import ExploitHandling, ExploitState
 from tune_ckpt.driver.loop_failures import FailureHandling, StopSweep
+from tune_ckpt.driver.loop_node_loss import NodeLossHandling
 from tune_ckpt.driver.loop_restores import RestoreHandling
 from tune_ckpt.driver.loop_scheduling import SchedulerHandling
+from tune_ckpt.driver.node_watch import PROBE_S, NodeWatch
 from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
 from tune_ckpt.driver.runner_base import Call, Slot
 from tune_ckpt.driver.scheduling import Scheduling
@@ -57,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 class TrialRunner(
     FailureHandling,
+    NodeLossHandling,
     DrainHandling,
     SchedulerHandling,
     ExploitHandling,
@@ -117,6 +120,7 @@ class TrialRunner(
         # while a save that overruns costs only what stopping it at once would have.
         self._save_costs = SaveCostTracker(default_s=1.0)
         self._drain_watch = DrainWatch(run_config.spot)
+        self._node_watch = NodeWatch()
         self._events = TrialEvents(run_config, tune_config, trials, experiment)
 
     # -- the loop --------------------------------------------------------------------------
@@ -131,6 +135,7 @@ class TrialRunner(
             while (self._pending or self._inflight or self._source.open) and self._abort is None:
                 self._events.step_begin()
                 self._watch_drains()
+                self._watch_lost_nodes()
                 try:
                     self._launch_pending()
                 except StorageError as exc:
@@ -151,7 +156,8 @@ class TrialRunner(
                 ready, _ = ray.wait(
                     list(self._inflight),
                     num_returns=1,
-                    timeout=REFRESH_S if self._pending else POLL_S,
+                    # Lost nodes are noticed within a probe, drains within a poll.
+                    timeout=min(REFRESH_S if self._pending else POLL_S, PROBE_S),
                 )
                 for ref in ready:
                     self._dispatch(ref, self._inflight.pop(ref))

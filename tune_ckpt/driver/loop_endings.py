@@ -84,6 +84,7 @@ class EndingHandling(RunnerBase):
             terminate(slot.actor)
         self._actors.stop_idle()
         self._drain_watch.close()
+        self._node_watch.close()
         for slot in list(self._slots.values()):
             self._storage_step_at_shutdown(slot.files.flush)
             if ended_by_fail_fast and slot.trial.status == TrialStatus.RUNNING:

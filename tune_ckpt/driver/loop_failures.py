@@ -5,6 +5,7 @@ ran is the cluster's loss, not the trial's."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 
@@ -13,7 +14,8 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from tune_ckpt.config import FailureConfig
 from tune_ckpt.driver.decisions import AfterFailure, StartupLosses, after_failure
 from tune_ckpt.driver.runner_base import RunnerBase, Slot
-from tune_ckpt.errors import TrialError
+from tune_ckpt.driver.unheard import adopt_unheard
+from tune_ckpt.errors import NodeLostError, StorageError, TrialError
 from tune_ckpt.trial import TrialStatus
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ class FailureHandling(RunnerBase):
         """An actor that never ran lost to the cluster (placed on a node that was dying but
         not yet declared dead), rather than a failure of the trial. Bounded, so a trainable
         whose process dies while starting still uses up its failures."""
+        if isinstance(exc, NodeLostError):
+            return not slot.answered and self._startup_losses.forgive(slot.trial.trial_id)
         if slot.answered or not isinstance(exc, RayActorError) or isinstance(exc, RayTaskError):
             return False
         if getattr(exc, "actor_init_failed", False):
@@ -68,13 +72,15 @@ class FailureHandling(RunnerBase):
             self._events.trial_recovering(trial)
             return
         error = describe(exc)
-        self._release(slot, refresh=isinstance(exc, RayActorError))
+        self._release(slot, refresh=isinstance(exc, RayActorError | NodeLostError))
         trial.num_failures += 1
         decision = after_failure(trial, self._failure_config)
         retry = decision == AfterFailure.RETRY
         self._progress.failed(trial, error, retry, has_checkpoint=bool(trial.checkpoints))
         if retry:
             trial.set_status(TrialStatus.PENDING)
+            with contextlib.suppress(StorageError):  # unreadable now: the recorded ones do
+                adopt_unheard(trial, self._book.store, self._book.experiment)
             self._book.journal(trial)
             self._pending.appendleft(trial)
             self._events.trial_recovering(trial)
@@ -88,6 +94,6 @@ class FailureHandling(RunnerBase):
 
 
 def describe(exc: BaseException) -> str:
-    if isinstance(exc, RayTaskError):
+    if isinstance(exc, RayTaskError | NodeLostError):
         return str(exc)
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

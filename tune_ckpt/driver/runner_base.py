@@ -17,6 +17,7 @@ from tune_ckpt.driver.drain_watch import DrainWatch
 from tune_ckpt.driver.emergency import SaveCostTracker
 from tune_ckpt.driver.evacuation import Evacuation
 from tune_ckpt.driver.events import TrialEvents
+from tune_ckpt.driver.node_watch import NodeWatch
 from tune_ckpt.driver.placement import Placement
 from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.driver.trial_source import TrialSource
@@ -67,6 +68,7 @@ class RunnerBase:
     _source: TrialSource
     _evacuation: Evacuation
     _drain_watch: DrainWatch
+    _node_watch: NodeWatch
     _save_costs: SaveCostTracker
     _events: TrialEvents
     _experiment: StorageLocation

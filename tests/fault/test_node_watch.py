@@ -1,0 +1,133 @@
+"""A lost node noticed from its raylet, before Ray's health checks declare it dead, and the
+runner restarting the node's trial on that notice alone."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ray.cluster_utils import Cluster
+
+import tune_ckpt as tune
+from tune_ckpt import air
+from tune_ckpt.driver import drains
+from tune_ckpt.driver.node_watch import NodeWatch
+
+from ._trainables import Accumulator, expected_total
+
+
+def _wait_for(condition: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.05)
+    return value
+
+
+def test_a_removed_node_is_lost_while_ray_still_lists_it_alive(cluster: Cluster) -> None:
+    doomed, kept = sorted(cluster.worker_nodes, key=lambda n: n.node_id)
+    watch = NodeWatch()
+    try:
+        watch.watch([doomed.node_id, kept.node_id])
+        _wait_for(lambda: watch.reached(doomed.node_id) and watch.reached(kept.node_id))
+        cluster.remove_node(doomed, allow_graceful=False)
+        found = _wait_for(watch.lost, timeout=30)
+        assert found == {doomed.node_id}
+        # Ray's own notice comes after ~15 s of failed health checks.
+        assert doomed.node_id in drains.alive_nodes()
+    finally:
+        watch.close()
+
+
+def _workers_of(raylet_pid: int) -> list[int]:
+    """The Ray worker processes a raylet started (its children)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+            # A worker renames itself ("ray::IDLE", "ray::TrialActor...") once it runs.
+            if parent == raylet_pid and (b"ray::" in command or b"default_worker" in command):
+                pids.append(int(entry))
+    return pids
+
+
+def test_the_trial_of_a_lost_node_restarts_on_the_watch_alone(
+    cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker processes of the doomed node are stopped (SIGSTOP) before it is removed,
+    so they never notice and Ray cannot fail the trial's call until its health checks
+    declare the node dead; the watch's notice alone restarts the trial elsewhere, from its
+    last checkpoint, counted as one failure."""
+    node_files, step_dir = tmp_path / "nodes", tmp_path / "steps"
+    node_files.mkdir()
+    step_dir.mkdir()
+    tuner = tune.Tuner(
+        Accumulator,
+        param_space={
+            "a": tune.grid_search([1, 2]),
+            "sleep": 0.05,
+            "node_file": str(node_files),
+            "step_dir": str(step_dir),
+        },
+        run_config=air.RunConfig(
+            name="exp",
+            storage_path=str(tmp_path / "storage"),
+            verbose=0,
+            stop={"training_iteration": 30},
+            checkpoint_config=air.CheckpointConfig(checkpoint_frequency=5),
+            failure_config=air.FailureConfig(max_failures=2),
+        ),
+    )
+    outcome: dict[str, Any] = {}
+    stopped: list[int] = []
+    caplog.set_level(logging.WARNING, logger="tune_ckpt")
+    runner = threading.Thread(target=lambda: outcome.update(results=tuner.fit()))
+    runner.start()
+    try:
+
+        def trial_zero_past_checkpoint() -> str | None:
+            names = sorted(os.listdir(step_dir))
+            if len(names) < 2:
+                return None
+            with contextlib.suppress(OSError, ValueError):
+                if int((step_dir / names[0]).read_text()) >= 7:
+                    return (node_files / names[0]).read_text()
+            return None
+
+        doomed_id = _wait_for(trial_zero_past_checkpoint)
+        (doomed,) = [n for n in cluster.worker_nodes if n.node_id == doomed_id]
+        raylet_pid = doomed.all_processes["raylet"][0].process.pid
+        stopped = _workers_of(raylet_pid)
+        assert stopped
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        cluster.remove_node(doomed, allow_graceful=False)
+        cluster.add_node(num_cpus=1)
+        runner.join(timeout=240)
+        assert not runner.is_alive()
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    results = outcome["results"]
+    first = results[0]
+    assert first.error is None
+    assert first.metrics["num_failures"] == 1
+    assert first.metrics["restored_from"] >= 5
+    assert first.metrics["node_id"] != doomed_id
+    for result, a in zip(results, [1, 2], strict=True):
+        assert result.metrics["total"] == expected_total(30, a)
+    assert any(f"node {doomed_id} is lost" in r.getMessage() for r in caplog.records)
