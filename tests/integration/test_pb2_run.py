@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from fault._pbt_trainables import Grower
 
 import tune_ckpt as tune
@@ -19,8 +18,6 @@ from tune_ckpt.schedulers import PB2
 from tune_ckpt.storage.location import StorageLocation
 
 from .test_pbt_run import _check_every_restore, _exploits, _results, _verify_storage
-
-pytest.importorskip("sklearn")  # PB2 needs the pb2 extra, part of the test extra
 
 LOW, HIGH = 1.0, 10.0
 ITERATIONS = 8

@@ -12,15 +12,14 @@ from typing import Any
 import fsspec.implementations.memory
 import pyarrow.fs as pafs
 import pytest
+from tensorboard.backend.event_processing import event_multiplexer
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 import tune_ckpt as tune
 from tune_ckpt.logger import TBXLoggerCallback
 
 from ._support import run_config
 from .test_callbacks import FailsTwice, stop_at_six
-
-event_multiplexer = pytest.importorskip("tensorboard.backend.event_processing.event_multiplexer")
-plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
 
 
 def _load(folder: Path) -> Any:

@@ -26,8 +26,7 @@ TIMEOUT_S = 180.0  # each takes seconds; the margin is for a loaded machine
 
 @pytest.mark.parametrize("name", FAST)
 def test_example_passes_on_tune_ckpt(name: str, tmp_path: Path) -> None:
-    if not (examples_dir() / f"{name}.py").is_file():
-        pytest.skip(f"{name}.py is not in this ray wheel")
+    assert (examples_dir() / f"{name}.py").is_file(), f"{name}.py is not in this ray wheel"
     result = run(name, Side.TUNE_CKPT, tmp_path, TIMEOUT_S)
     try:
         tail = "\n".join(result.tail)

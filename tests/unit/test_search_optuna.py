@@ -8,11 +8,10 @@ import json
 import logging
 from typing import Any
 
+import optuna
 import pytest
 
-optuna = pytest.importorskip("optuna")
-
-from tune_ckpt.search import (  # noqa: E402
+from tune_ckpt.search import (
     ConcurrencyLimiter,
     SearcherStateError,
     SearchGenerator,
@@ -28,7 +27,7 @@ from tune_ckpt.search import (  # noqa: E402
     randn,
     uniform,
 )
-from tune_ckpt.search.optuna import OptunaSearch  # noqa: E402
+from tune_ckpt.search.optuna import OptunaSearch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
