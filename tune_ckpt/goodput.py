@@ -147,7 +147,12 @@ class SweepGoodput:
     def describe(self) -> str:
         """One line for people: ``goodput 97.1% of 120.0 s step time: ...``."""
         return (
-            f"goodput {self.goodput:.1%} of {self.useful_s:.1f} s step time: "
-            f"{self.lost_s:.1f} s lost to redone steps, {self.checkpointing_s:.1f} s "
-            f"checkpointing, {self.waiting_s:.1f} s waiting to be rescheduled"
+            f"goodput {self.goodput:.1%} of {_seconds(self.useful_s)} s step time: "
+            f"{_seconds(self.lost_s)} s lost to redone steps, {_seconds(self.checkpointing_s)}"
+            f" s checkpointing, {_seconds(self.waiting_s)} s waiting to be rescheduled"
         )
+
+
+def _seconds(value: float) -> str:
+    # Tenths hide what short steps cost ("0.0 s of 0.0 s"): milliseconds below 0.1 s.
+    return f"{value:.3f}" if 0 < value < 0.1 else f"{value:.1f}"

@@ -98,3 +98,12 @@ def test_the_totals_survive_the_trials_json_state_but_not_a_wait_in_progress() -
     old = trial.to_json()
     del old["goodput"]
     assert Trial.from_json(old).goodput == Goodput()
+
+
+def test_short_steps_are_described_in_milliseconds() -> None:
+    """A sweep of steps far under 0.1 s: the line still says what each part cost."""
+    sweep = SweepGoodput.of([(Goodput(lost_s=0.004, checkpointing_s=0.05, waiting_s=0.6), 0.03)])
+    assert sweep.describe() == (
+        "goodput 4.4% of 0.030 s step time: 0.004 s lost to redone steps, 0.050 s "
+        "checkpointing, 0.6 s waiting to be rescheduled"
+    )
