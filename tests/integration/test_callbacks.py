@@ -278,20 +278,26 @@ def test_tune_run_takes_callbacks(tmp_path: Path) -> None:
     assert lines.lines == {"False": ["start", 0.0, 0.1, 0.2, ("end", False)]}
 
 
-class AsksCheckpointAtThree(tune.Callback):
+class AsksCheckpoint(tune.Callback):
     """Ray Tune's way of checkpointing from a callback: set ``should_checkpoint``."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial,
                         result: dict[str, Any], **info: Any) -> None:  # fmt: skip
-        if result["training_iteration"] == 3:
+        if result["training_iteration"] == self.at:
             result[tune.result.SHOULD_CHECKPOINT] = True
 
 
-def test_a_callback_setting_should_checkpoint_takes_a_checkpoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("at", [3, STOP_AT])
+def test_a_callback_setting_should_checkpoint_takes_a_checkpoint(tmp_path: Path, at: int) -> None:
     """No periodic checkpoints and none at the end: the only checkpoint is the one the
-    callback asked for, of the result it saw (a stop callable runs one step per call)."""
-    rc = run_config(tmp_path, stop=stop_at_six, callbacks=[AsksCheckpointAtThree()])
+    callback asked for, of the result it saw (a stop callable runs one step per call),
+    recorded even when that result is the trial's last."""
+    rc = run_config(tmp_path, stop=stop_at_six, callbacks=[AsksCheckpoint(at)])
     grid = tune.Tuner(FailsTwice, run_config=rc).fit()
     folders = sorted(p.name for p in Path(grid[0].path).glob("checkpoint_*"))
-    assert folders == ["checkpoint_000003"]
+    assert folders == [f"checkpoint_{at:06d}"]
     assert grid[0].checkpoint is not None
+    assert grid[0].checkpoint.path.endswith(folders[0])

@@ -356,6 +356,12 @@ class TrialRunner(
 
     def _end(self, slot: Slot) -> None:
         """The trial stops: checkpoint at end if asked (and not already), then finish."""
+        for call in self._inflight.values():
+            if call.slot is slot and call.kind == "save":
+                # A save asked for this result (a scheduler's, a callback's) is under way:
+                # it is the last one, recorded before the trial finishes.
+                call.kind = "save_end"
+                return
         latest = slot.trial.latest_checkpoint
         already = latest is not None and latest.iteration == slot.trial.iteration
         if self._ckpt_config.checkpoint_at_end and not already and slot.trial.iteration > 0:
