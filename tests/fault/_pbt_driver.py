@@ -21,17 +21,21 @@ from ._pbt_trainables import Grower
 ITERATIONS = 24
 
 
-def pbt() -> PopulationBasedTraining:
-    return PopulationBasedTraining(
-        time_attr="training_iteration",
-        metric="value",
-        mode="max",
-        perturbation_interval=3,
-        hyperparam_mutations={"rate": [1, 2, 5, 100]},
-        quantile_fraction=0.5,
-        resample_probability=0.0,
-        seed=11,
-    )
+def pbt(**overrides: Any) -> PopulationBasedTraining:
+    """The PBT of the PBT tests: ``rate`` mutated among four values, seeded; ``overrides``
+    replace any argument."""
+    args: dict[str, Any] = {
+        "time_attr": "training_iteration",
+        "metric": "value",
+        "mode": "max",
+        "perturbation_interval": 3,
+        "hyperparam_mutations": {"rate": [1, 2, 5, 100]},
+        "quantile_fraction": 0.5,
+        "resample_probability": 0.0,
+        "seed": 11,
+        **overrides,
+    }
+    return PopulationBasedTraining(**args)
 
 
 def synch_tuner(storage_path: str) -> tune.Tuner:
@@ -41,19 +45,7 @@ def synch_tuner(storage_path: str) -> tune.Tuner:
     return tune.Tuner(
         Grower,
         param_space=space,
-        tune_config=tune.TuneConfig(
-            scheduler=PopulationBasedTraining(
-                time_attr="training_iteration",
-                metric="value",
-                mode="max",
-                perturbation_interval=3,
-                hyperparam_mutations={"rate": [1, 2, 5, 100]},
-                quantile_fraction=0.5,
-                resample_probability=0.25,
-                synch=True,
-                seed=23,
-            )
-        ),
+        tune_config=tune.TuneConfig(scheduler=pbt(resample_probability=0.25, synch=True, seed=23)),
         run_config=tune.RunConfig(
             storage_path=storage_path,
             name="exp",

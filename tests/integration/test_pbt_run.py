@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fault._pbt_driver import pbt
 from fault._pbt_trainables import Grower, grow_fn
 
 import tune_ckpt as tune
@@ -29,18 +30,7 @@ pytestmark = pytest.mark.usefixtures("module_local_ray")
 
 
 def _pbt(**kw: Any) -> PopulationBasedTraining:
-    args: dict[str, Any] = dict(
-        time_attr="training_iteration",
-        metric="value",
-        mode="max",
-        perturbation_interval=3,
-        hyperparam_mutations={"rate": [1, 2, 5, 100]},
-        quantile_fraction=0.5,
-        resample_probability=0.0,
-        seed=7,
-    )
-    args.update(kw)
-    return PopulationBasedTraining(**args)
+    return pbt(seed=7, **kw)
 
 
 def _fit(
