@@ -56,8 +56,10 @@ class TrialContext:
     stop_thresholds: dict[str, float | bool] | None = None
     """``RunConfig.stop`` when it is a dict, so the worker can tell when to stop; None when
     stopping is decided by a callable in the driver (one step per call then)."""
-    batch_seconds: float = 0.1
-    """How long one call may keep stepping before it reports back."""
+    batch_seconds: float = 0.3
+    """How long one call may keep stepping before it reports back. A round trip to the driver
+    costs about 3 ms on a small machine; 0.3 s keeps that near 1% of short steps' time while
+    the driver still hears of results (and can act on a drain) within a third of a second."""
     trial_name: str = ""
     """The trial's name (``TuneConfig(trial_name_creator=...)``); empty: its folder's."""
     resources: dict[str, float] | None = None
