@@ -39,7 +39,7 @@ from tune_ckpt.driver.loop_node_loss import NodeLossHandling
 from tune_ckpt.driver.loop_restores import RestoreHandling
 from tune_ckpt.driver.loop_scheduling import SchedulerHandling
 from tune_ckpt.driver.node_watch import PROBE_S, NodeWatch
-from tune_ckpt.driver.placement import REFRESH_S, Placement, ray_resources
+from tune_ckpt.driver.placement import Placement, ray_resources
 from tune_ckpt.driver.runner_base import Call, Slot
 from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.driver.trial_source import TrialSource
@@ -149,7 +149,7 @@ class TrialRunner(
                     if self._pending:
                         trial = self._pending[0]
                         self._placement.report_unplaceable(trial.trial_id, self._request(trial))
-                    time.sleep(REFRESH_S)
+                    time.sleep(self._placement.interval())
                     self._placement.refresh(force=True)
                     self._events.step_end()
                     continue
@@ -157,7 +157,7 @@ class TrialRunner(
                     list(self._inflight),
                     num_returns=1,
                     # Lost nodes are noticed within a probe, drains within a poll.
-                    timeout=min(REFRESH_S if self._pending else POLL_S, PROBE_S),
+                    timeout=min(self._placement.interval() if self._pending else POLL_S, PROBE_S),
                 )
                 for ref in ready:
                     self._dispatch(ref, self._inflight.pop(ref))

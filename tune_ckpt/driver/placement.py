@@ -17,8 +17,23 @@ logger = logging.getLogger(__name__)
 
 _RESOURCE_NAMES = {"cpu": "CPU", "gpu": "GPU"}
 REFRESH_S = 0.5
+# After a node was lost or began draining, its trials wait for capacity elsewhere (often a
+# replacement node): the nodes are re-read this often then, so a new node is used at once.
+AFTER_LOSS_REFRESH_S = 0.1
+AFTER_LOSS_S = 60.0
+# Re-reading the nodes never takes more than this share of the driver's time (a large
+# cluster's node list takes tens of milliseconds to read).
+REFRESH_SHARE = 0.1
 SUSPECT_S = 60.0
 UNPLACEABLE_WARN_S = 30.0
+
+
+def refresh_interval(since_loss_s: float | None, read_s: float) -> float:
+    """Seconds between two reads of the nodes: short for ``AFTER_LOSS_S`` after a node was
+    lost or began draining (``since_loss_s``; None when none was), never so short that the
+    reads (``read_s`` each) take more than ``REFRESH_SHARE`` of the time."""
+    recent = since_loss_s is not None and since_loss_s < AFTER_LOSS_S
+    return max(AFTER_LOSS_REFRESH_S if recent else REFRESH_S, read_s / REFRESH_SHARE)
 
 
 def ray_resources(request: dict[str, float]) -> dict[str, float]:
@@ -43,9 +58,17 @@ class Placement:
         self._suspects: dict[str, float] = {}  # node id -> when its actor became unreachable
         self._draining: frozenset[str] = frozenset()
         self._unplaceable_warned = 0.0
+        self._lost_at: float | None = None  # when a node was last lost or began draining
+        self._read_s = 0.0  # how long the last read of the nodes took
+
+    def interval(self) -> float:
+        """Seconds between two reads of the nodes now (see ``refresh_interval``)."""
+        since = None if self._lost_at is None else time.monotonic() - self._lost_at
+        return refresh_interval(since, self._read_s)
 
     def refresh(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._refreshed <= REFRESH_S:
+        started = time.monotonic()
+        if not force and started - self._refreshed <= self.interval():
             return
         total: dict[str, float] = {}
         for node in ray.nodes():
@@ -55,6 +78,7 @@ class Placement:
                     total[key] = total.get(key, 0.0) + float(value)
         self.total = total
         self._refreshed = time.monotonic()
+        self._read_s = self._refreshed - started
 
     def fits(self, request: dict[str, float]) -> bool:
         return all(
@@ -73,12 +97,14 @@ class Placement:
 
     def suspect(self, node_id: str) -> None:
         """An actor on ``node_id`` became unreachable."""
-        self._suspects[node_id] = time.monotonic()
+        self._suspects[node_id] = self._lost_at = time.monotonic()
         self.avoid()  # prunes the list
 
     def set_draining(self, nodes: frozenset[str]) -> None:
         """The nodes being drained now (Ray forgets a drained node once it is dead)."""
         if nodes != self._draining:
+            if nodes - self._draining:
+                self._lost_at = time.monotonic()
             self._draining = nodes
             self.refresh(force=True)
 
