@@ -7,7 +7,8 @@ reports ``restored_from``: the iteration of the checkpoint it was restored from 
 A fault fires once per trial: ``config["fault_at"]`` is the iteration, ``config["fault"]``
 what happens, and a marker file in ``config["marker_dir"]`` records that it fired. The fault
 ``"hang"`` holds the step until a file ``release`` appears in ``marker_dir`` (a node removed
-meanwhile loses exactly the steps since the last checkpoint).
+meanwhile loses exactly the steps since the last checkpoint); ``"zombie_commit"`` leaves a
+copy of the worker that commits after its node is gone (see ``_zombie_commit``).
 
 ``config["restore_gate"]``: a folder where ``Accumulator.load_checkpoint`` leaves a file
 named after its process holding its node's id, then waits until the folder holds ``open``
@@ -31,9 +32,12 @@ def expected_total(iterations: int, a: int = 1) -> int:
 
 
 def _fire_once(config: dict[str, Any], trial_id: str, iteration: int) -> str | None:
-    """The fault to inject now, or None. 'raise_always' fires on every attempt."""
+    """The fault to inject now, or None. 'raise_always' fires on every attempt. With
+    ``config["fault_a"]``, only the trial whose ``a`` equals it is hit."""
     fault = config.get("fault")
     if fault is None or config.get("fault_at") != iteration:
+        return None
+    if "fault_a" in config and config.get("a", 1) != config["fault_a"]:
         return None
     if fault == "raise_always":
         return fault
@@ -56,12 +60,32 @@ def inject(fault: str, config: dict[str, Any], trial_id: str) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
     if fault == "hang":
         _wait_for_file(os.path.join(config["marker_dir"], "release"))
+    if fault == "zombie_commit":
+        _zombie_commit(config, trial_id)
     if fault == "truncate_latest_then_raise":
         pattern = os.path.join(config["experiment_dir"], f"*{trial_id}", "checkpoint_*")
         latest = sorted(glob.glob(pattern))[-1]
         with open(os.path.join(latest, "state.json"), "r+") as f:
             f.truncate(3)
         raise RuntimeError(f"injected failure after truncating {latest}")
+
+
+def _zombie_commit(config: dict[str, Any], trial_id: str) -> None:
+    """A worker that outlives its node's loss long enough to commit: a forked copy of this
+    process (no Ray threads, so nothing tells it its node is gone; in a session of its own, so
+    the node's teardown does not reach it) leaves its pid in ``{trial_id}-zombie`` and waits
+    for ``release-zombie`` in ``marker_dir``, then returns from the step, so the worker code
+    saves and commits the checkpoint due at this iteration. This process holds the step until
+    its node is removed. The test kills the copy when it is done."""
+    marker_dir = config["marker_dir"]
+    if os.fork() == 0:
+        os.setsid()
+        with open(os.path.join(marker_dir, f"{trial_id}-zombie.tmp"), "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(f.name, os.path.join(marker_dir, f"{trial_id}-zombie"))
+        _wait_for_file(os.path.join(marker_dir, "release-zombie"))
+        return
+    _wait_for_file(os.path.join(marker_dir, "never"))
 
 
 def _wait_for_file(path: str) -> None:

@@ -4,6 +4,8 @@ runner restarting the node's trial on that notice alone."""
 from __future__ import annotations
 
 import contextlib
+import glob
+import json
 import logging
 import os
 import signal
@@ -131,3 +133,83 @@ def test_the_trial_of_a_lost_node_restarts_on_the_watch_alone(
     for result, a in zip(results, [1, 2], strict=True):
         assert result.metrics["total"] == expected_total(30, a)
     assert any(f"node {doomed_id} is lost" in r.getMessage() for r in caplog.records)
+
+
+def _journaled_failures(journal: Path, trial_id: str) -> int:
+    if not journal.exists():
+        return 0
+    failures = 0
+    for line in journal.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if entry.get("trial_id") == trial_id:
+                failures = max(failures, int(entry.get("num_failures", 0)))
+    return failures
+
+
+def test_a_checkpoint_the_lost_worker_commits_after_the_loss_is_restored(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The watch notices a lost node before its worker dies, and that worker may still
+    commit the checkpoint it was writing. Here a copy of the worker commits iteration 10 only
+    after the driver has handled the loss (journaled the failure); the trial waits for a node
+    with room, and when one joins it restarts from iteration 10, not 5: nothing committed is
+    redone, and the metrics equal a fault-free run's."""
+    markers, node_files = tmp_path / "markers", tmp_path / "nodes"
+    markers.mkdir()
+    node_files.mkdir()
+    tuner = tune.Tuner(
+        Accumulator,
+        param_space={
+            "a": tune.grid_search([1, 2]),
+            "sleep": 0.05,
+            "fault": "zombie_commit",
+            "fault_at": 10,
+            "fault_a": 1,
+            "marker_dir": str(markers),
+            "node_file": str(node_files),
+        },
+        run_config=air.RunConfig(
+            name="exp",
+            storage_path=str(tmp_path / "storage"),
+            verbose=0,
+            # The other trial holds the other node's CPU until well after the commit.
+            stop={"training_iteration": 100},
+            checkpoint_config=air.CheckpointConfig(checkpoint_frequency=5),
+            failure_config=air.FailureConfig(max_failures=1),
+        ),
+    )
+    outcome: dict[str, Any] = {}
+    zombie = 0
+    runner = threading.Thread(target=lambda: outcome.update(results=tuner.fit()))
+    runner.start()
+    try:
+        (marker,) = _wait_for(lambda: glob.glob(str(markers / "*-zombie")))
+        zombie = int(Path(marker).read_text())
+        trial_id = os.path.basename(marker)[: -len("-zombie")]
+        doomed_id = (node_files / trial_id).read_text()
+        (doomed,) = [n for n in cluster.worker_nodes if n.node_id == doomed_id]
+        cluster.remove_node(doomed, allow_graceful=False)
+        journal = tmp_path / "storage" / "exp" / "experiment_journal.jsonl"
+        _wait_for(lambda: _journaled_failures(journal, trial_id) == 1)
+        (markers / "release-zombie").touch()
+        _wait_for(
+            lambda: glob.glob(
+                str(tmp_path / "storage" / "exp" / f"*{trial_id}" / "checkpoint_000010")
+            )
+        )
+        cluster.add_node(num_cpus=1)
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+    finally:
+        if zombie:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(zombie, signal.SIGKILL)
+    first, second = outcome["results"]
+    assert first.error is None
+    assert first.metrics["num_failures"] == 1
+    assert first.metrics["restored_from"] == 10
+    assert first.metrics["node_id"] != doomed_id
+    assert first.metrics["total"] == expected_total(100, 1)
+    assert second.metrics["num_failures"] == 0
+    assert second.metrics["total"] == expected_total(100, 2)

@@ -15,7 +15,12 @@ from tune_ckpt.trial import Trial
 
 
 def _result(iteration: int) -> dict[str, Any]:
-    return {"training_iteration": iteration, "time_total_s": iteration * 0.1, "x": iteration}
+    return {
+        "training_iteration": iteration,
+        "time_total_s": iteration * 0.1,
+        "time_this_iter_s": 0.1,
+        "x": iteration,
+    }
 
 
 def _setup(tmp_path: Path) -> tuple[StorageLocation, CheckpointStore, Trial]:
@@ -52,6 +57,27 @@ def test_a_checkpoint_continuing_the_last_result_is_adopted(tmp_path: Path) -> N
     assert trial.last_result["training_iteration"] == 20
     history = read_results(experiment, "t")
     assert [r["training_iteration"] for r in history] == [19, 20]  # only what was missing
+
+
+def test_a_checkpoint_right_after_the_recorded_one_is_adopted(tmp_path: Path) -> None:
+    """The driver's last result was the recorded checkpoint's (iteration 10, which closed its
+    results); the unheard one's results begin at 11, the next step of the same line."""
+    experiment, store, trial = _setup(tmp_path)
+    trial.last_result = _result(10)
+    _commit(store, tmp_path, 15, first=11)
+    record = adopt_unheard(trial, store, experiment)
+    assert record is not None and record.iteration == 15
+    history = read_results(experiment, "t")
+    assert [r["training_iteration"] for r in history] == [11, 12, 13, 14, 15]
+
+
+def test_a_next_step_of_another_line_is_left_alone(tmp_path: Path) -> None:
+    """Its first result is iteration 11, but its time does not follow the driver's 10."""
+    experiment, store, trial = _setup(tmp_path)
+    trial.last_result = {**_result(10), "time_total_s": 7.5}
+    _commit(store, tmp_path, 15, first=11)
+    assert adopt_unheard(trial, store, experiment) is None
+    assert [r.iteration for r in trial.checkpoints] == [10]
 
 
 def test_a_checkpoint_of_another_line_is_left_alone(tmp_path: Path) -> None:

@@ -205,6 +205,10 @@ class TrialRunner(
 
     def _start(self, trial: Trial, request: dict[str, float]) -> None:
         self._placement.take(request)
+        if trial.num_failures and self._adopt_unheard(trial):
+            # A lost node's worker may commit after its loss was handled (the watch notices
+            # before the worker dies): restart from that commit rather than redo its steps.
+            self._book.journal(trial)
         files = ResultFiles(self._experiment, trial.trial_dir)
         if trial.last_result and not trial.checkpoints and trial.exploit is None:
             # A restart with nothing to restore begins at iteration 1 again; so does its history.

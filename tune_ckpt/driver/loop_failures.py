@@ -16,7 +16,7 @@ from tune_ckpt.driver.decisions import AfterFailure, StartupLosses, after_failur
 from tune_ckpt.driver.runner_base import RunnerBase, Slot
 from tune_ckpt.driver.unheard import adopt_unheard
 from tune_ckpt.errors import NodeLostError, StorageError, TrialError
-from tune_ckpt.trial import TrialStatus
+from tune_ckpt.trial import Trial, TrialStatus
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,7 @@ class FailureHandling(RunnerBase):
         self._progress.failed(trial, error, retry, has_checkpoint=bool(trial.checkpoints))
         if retry:
             trial.set_status(TrialStatus.PENDING)
-            with contextlib.suppress(StorageError):  # unreadable now: the recorded ones do
-                adopt_unheard(trial, self._book.store, self._book.experiment)
+            self._adopt_unheard(trial)
             self._book.journal(trial)
             self._pending.appendleft(trial)
             self._events.trial_recovering(trial)
@@ -91,6 +90,13 @@ class FailureHandling(RunnerBase):
             self._abort = TrialError(error)
         elif decision == AfterFailure.STOP_SWEEP:
             self._abort = StopSweep()
+
+    def _adopt_unheard(self, trial: Trial) -> bool:
+        """Record a checkpoint the trial's lost worker committed unheard (driver/unheard);
+        an unreadable folder leaves the recorded ones to restore from."""
+        with contextlib.suppress(StorageError):
+            return adopt_unheard(trial, self._book.store, self._book.experiment) is not None
+        return False
 
 
 def describe(exc: BaseException) -> str:

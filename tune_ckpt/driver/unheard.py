@@ -9,7 +9,9 @@ so the history stays continuous (what ``Tuner.restore`` does after a driver died
 a worker died).
 
 Only a continuation of what the driver saw is adopted: the checkpoint's results must include
-the driver's last result of the trial, same iteration and same ``time_total_s``. A checkpoint
+the driver's last result of the trial, same iteration and same ``time_total_s``, or begin
+with the step right after it (``time_total_s`` less ``time_this_iter_s`` equal to its
+``time_total_s``: the driver's last result was the previous checkpoint's). A checkpoint
 left in the trial's folder by an earlier line of the trial (before a PBT exploit, or before
 a restart from an older checkpoint) does not.
 """
@@ -17,6 +19,7 @@ a restart from an older checkpoint) does not.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from tune_ckpt import result as keys
@@ -33,9 +36,24 @@ logger = logging.getLogger(__name__)
 
 def _continues(committed: Committed, last: dict[str, Any]) -> bool:
     iteration, total = last.get(keys.TRAINING_ITERATION), last.get(keys.TIME_TOTAL_S)
-    return committed.iteration > int(iteration or 0) and any(
+    results = committed.manifest.results
+    if committed.iteration <= int(iteration or 0) or not results:
+        return False
+    if any(
         r.get(keys.TRAINING_ITERATION) == iteration and r.get(keys.TIME_TOTAL_S) == total
-        for r in committed.manifest.results
+        for r in results
+    ):
+        return True
+    # The driver's last result closed the previous checkpoint's results: this checkpoint's
+    # first result must then be the very next step of the same line.
+    first = results[0]
+    before = float(first.get(keys.TIME_TOTAL_S, -1.0)) - float(
+        first.get(keys.TIME_THIS_ITER_S, 0.0)
+    )
+    return (
+        first.get(keys.TRAINING_ITERATION) == int(iteration or 0) + 1
+        and total is not None
+        and math.isclose(before, float(total), rel_tol=1e-9, abs_tol=1e-9)
     )
 
 
@@ -76,6 +94,6 @@ def adopt_unheard(
     )
     trial.checkpoints = [*trial.checkpoints, record]
     trial.last_result = metrics
-    logger.info("trial %s: its worker committed %s before it was lost; restarting from it",
-                trial.trial_id, committed.path)  # fmt: skip
+    logger.info("trial %s: its lost worker committed %s, unheard by the driver; restarting "
+                "from it", trial.trial_id, committed.path)  # fmt: skip
     return record
