@@ -9,6 +9,8 @@ what happens, and a marker file in ``config["marker_dir"]`` records that it fire
 ``"hang"`` holds the step until a file ``release`` appears in ``marker_dir`` (a node removed
 meanwhile loses exactly the steps since the last checkpoint); ``"zombie_commit"`` leaves a
 copy of the worker that commits after its node is gone (see ``_zombie_commit``).
+``config["hold_at"]`` (with ``hold_a``, the trial whose ``a`` it is): the step waits there for
+``release-hold`` in ``marker_dir``, holding the trial's node.
 
 ``config["restore_gate"]``: a folder where ``Accumulator.load_checkpoint`` leaves a file
 named after its process holding its node's id, then waits until the folder holds ``open``
@@ -73,13 +75,17 @@ def inject(fault: str, config: dict[str, Any], trial_id: str) -> None:
 def _zombie_commit(config: dict[str, Any], trial_id: str) -> None:
     """A worker that outlives its node's loss long enough to commit: a forked copy of this
     process (no Ray threads, so nothing tells it its node is gone; in a session of its own, so
-    the node's teardown does not reach it) leaves its pid in ``{trial_id}-zombie`` and waits
+    the node's teardown does not reach it; forked twice, so the worker's exit does not
+    either) leaves its pid in ``{trial_id}-zombie`` and waits
     for ``release-zombie`` in ``marker_dir``, then returns from the step, so the worker code
     saves and commits the checkpoint due at this iteration. This process holds the step until
     its node is removed. The test kills the copy when it is done."""
     marker_dir = config["marker_dir"]
     if os.fork() == 0:
+        # Forked twice, so it is no child of the worker, whose exit kills its children.
         os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
         with open(os.path.join(marker_dir, f"{trial_id}-zombie.tmp"), "w") as f:
             f.write(str(os.getpid()))
         os.rename(f.name, os.path.join(marker_dir, f"{trial_id}-zombie"))
@@ -105,6 +111,8 @@ class Accumulator(tune.Trainable):
     def setup(self, config: dict[str, Any]) -> None:
         self.total = 0
         self.restored_from = 0
+        # Asked once: a ``zombie_commit`` copy of this process must not call into Ray.
+        self.node_id = _node_id()
 
     def step(self) -> dict[str, Any]:
         iteration = self.iteration + 1
@@ -113,13 +121,18 @@ class Accumulator(tune.Trainable):
         fault = _fire_once(self.config, self.trial_id, iteration)
         if fault is not None and fault != "crash_in_save":
             inject(fault, self.config, self.trial_id)
+        if self.config.get("hold_at") == iteration and self.config.get("a", 1) == self.config.get(
+            "hold_a", self.config.get("a", 1)
+        ):
+            # Keeps this trial's node busy until the test writes ``release-hold``.
+            _wait_for_file(os.path.join(self.config["marker_dir"], "release-hold"))
         if self.config.get("node_file"):
             with open(os.path.join(self.config["node_file"], self.trial_id), "w") as f:
-                f.write(_node_id())
+                f.write(self.node_id)
         if self.config.get("step_dir"):  # the iteration reached, for a test to watch
             with open(os.path.join(self.config["step_dir"], self.trial_id), "w") as f:
                 f.write(str(iteration))
-        return {"total": self.total, "restored_from": self.restored_from, "node_id": _node_id()}
+        return {"total": self.total, "restored_from": self.restored_from, "node_id": self.node_id}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         state = json.dumps({"total": self.total, "iteration": self.iteration})

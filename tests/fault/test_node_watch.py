@@ -166,6 +166,9 @@ def test_a_checkpoint_the_lost_worker_commits_after_the_loss_is_restored(
             "fault": "zombie_commit",
             "fault_at": 10,
             "fault_a": 1,
+            # The other trial holds the other node's CPU until the commit is seen.
+            "hold_at": 20,
+            "hold_a": 2,
             "marker_dir": str(markers),
             "node_file": str(node_files),
         },
@@ -173,8 +176,7 @@ def test_a_checkpoint_the_lost_worker_commits_after_the_loss_is_restored(
             name="exp",
             storage_path=str(tmp_path / "storage"),
             verbose=0,
-            # The other trial holds the other node's CPU until well after the commit.
-            stop={"training_iteration": 100},
+            stop={"training_iteration": 40},
             checkpoint_config=air.CheckpointConfig(checkpoint_frequency=5),
             failure_config=air.FailureConfig(max_failures=1),
         ),
@@ -199,9 +201,11 @@ def test_a_checkpoint_the_lost_worker_commits_after_the_loss_is_restored(
             )
         )
         cluster.add_node(num_cpus=1)
+        (markers / "release-hold").touch()
         runner.join(timeout=120)
         assert not runner.is_alive()
     finally:
+        (markers / "release-hold").touch()
         if zombie:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(zombie, signal.SIGKILL)
@@ -210,6 +214,6 @@ def test_a_checkpoint_the_lost_worker_commits_after_the_loss_is_restored(
     assert first.metrics["num_failures"] == 1
     assert first.metrics["restored_from"] == 10
     assert first.metrics["node_id"] != doomed_id
-    assert first.metrics["total"] == expected_total(100, 1)
+    assert first.metrics["total"] == expected_total(40, 1)
     assert second.metrics["num_failures"] == 0
-    assert second.metrics["total"] == expected_total(100, 2)
+    assert second.metrics["total"] == expected_total(40, 2)
