@@ -9,6 +9,7 @@ journals what happened.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 
@@ -43,6 +44,7 @@ from tune_ckpt.driver.placement import Placement, ray_resources
 from tune_ckpt.driver.runner_base import Call, Slot
 from tune_ckpt.driver.scheduling import Scheduling
 from tune_ckpt.driver.trial_source import TrialSource
+from tune_ckpt.driver.unheard import adopt_unheard
 from tune_ckpt.errors import StorageError
 from tune_ckpt.goodput import useful_seconds
 from tune_ckpt.journal import Journal
@@ -205,10 +207,12 @@ class TrialRunner(
 
     def _start(self, trial: Trial, request: dict[str, float]) -> None:
         self._placement.take(request)
-        if trial.num_failures and self._adopt_unheard(trial):
-            # A lost node's worker may commit after its loss was handled (the watch notices
-            # before the worker dies): restart from that commit rather than redo its steps.
-            self._book.journal(trial)
+        if trial.num_failures:
+            # Looked for now rather than when the failure was handled: a lost node's worker
+            # may commit after the watch noticed the loss. Unreadable: restore from the records.
+            with contextlib.suppress(StorageError):
+                if adopt_unheard(trial, self._book.store, self._book.experiment):
+                    self._book.journal(trial)
         files = ResultFiles(self._experiment, trial.trial_dir)
         if trial.last_result and not trial.checkpoints and trial.exploit is None:
             # A restart with nothing to restore begins at iteration 1 again; so does its history.

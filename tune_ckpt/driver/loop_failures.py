@@ -5,7 +5,6 @@ ran is the cluster's loss, not the trial's."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import traceback
 
@@ -14,9 +13,8 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from tune_ckpt.config import FailureConfig
 from tune_ckpt.driver.decisions import AfterFailure, StartupLosses, after_failure
 from tune_ckpt.driver.runner_base import RunnerBase, Slot
-from tune_ckpt.driver.unheard import adopt_unheard
-from tune_ckpt.errors import NodeLostError, StorageError, TrialError
-from tune_ckpt.trial import Trial, TrialStatus
+from tune_ckpt.errors import NodeLostError, TrialError
+from tune_ckpt.trial import TrialStatus
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +77,6 @@ class FailureHandling(RunnerBase):
         self._progress.failed(trial, error, retry, has_checkpoint=bool(trial.checkpoints))
         if retry:
             trial.set_status(TrialStatus.PENDING)
-            self._adopt_unheard(trial)
             self._book.journal(trial)
             self._pending.appendleft(trial)
             self._events.trial_recovering(trial)
@@ -90,13 +87,6 @@ class FailureHandling(RunnerBase):
             self._abort = TrialError(error)
         elif decision == AfterFailure.STOP_SWEEP:
             self._abort = StopSweep()
-
-    def _adopt_unheard(self, trial: Trial) -> bool:
-        """Record a checkpoint the trial's lost worker committed unheard (driver/unheard);
-        an unreadable folder leaves the recorded ones to restore from."""
-        with contextlib.suppress(StorageError):
-            return adopt_unheard(trial, self._book.store, self._book.experiment) is not None
-        return False
 
 
 def describe(exc: BaseException) -> str:
