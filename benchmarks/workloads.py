@@ -187,17 +187,16 @@ def crash_recovery(tune: ModuleType, storage: str) -> dict[str, Any]:
     clean_dir, crash_dir = os.path.join(storage, "clean"), os.path.join(storage, "crash")
     crash_space = {**space, "crash_at": 35, "marker_dir": markers}
     seconds = []
-    for index, (folder, run_space) in enumerate([(clean_dir, space), (crash_dir, crash_space)]):
-        if not shared:
-            if index:
-                ray.shutdown()
+    for folder, run_space in [(clean_dir, space), (crash_dir, crash_space)]:
+        if not ray.is_initialized():
             _init_ray()
-            time.sleep(SETTLE_S)
-        elif not index:
-            _init_ray()
+            if not shared:
+                time.sleep(SETTLE_S)
         seconds.append(
             _timed(functools.partial(_fit, tune, tiny, run_space, folder, 60, **settings))
         )
+        if not shared:
+            ray.shutdown()
     clean, crashed = seconds
     shutil.rmtree(markers, ignore_errors=True)
     return {"clean_s": clean, "crash_s": crashed, "seconds": crashed - clean}
