@@ -150,16 +150,26 @@ class FailureConfig:
             ``-1`` means unlimited. Preemptions are not counted against it.
         fail_fast: ``True`` stops the whole sweep at the first trial error; ``"raise"`` also
             re-raises that error from ``fit()``. Only valid with ``max_failures=0``.
+        node_silence_s: how long the raylet of a node running trials may leave the driver's
+            probes unanswered before the node counts as lost and its trials restart
+            elsewhere from their latest checkpoints. Raise it where the network drops out
+            for seconds at a time (each restart redoes the steps since the checkpoint);
+            ``None`` leaves silent nodes to Ray's own health checks (about 15 s). A raylet
+            that refuses connections, or a node Ray lists as dead, is lost at once either way.
     """
 
     max_failures: int = 0
     fail_fast: bool | str = False
+    node_silence_s: float | None = 3.0
 
     def __post_init__(self) -> None:
         if not _is_int(self.max_failures) or self.max_failures < -1:
             raise _bad("max_failures", self.max_failures, "an int >= 0, or -1 for unlimited")
         if not (isinstance(self.fail_fast, bool) or self.fail_fast == "raise"):
             raise _bad("fail_fast", self.fail_fast, 'True, False or "raise"')
+        if self.node_silence_s is not None:
+            finite_number("node_silence_s", self.node_silence_s, 0, True,
+                          what="None, or a number of seconds")  # fmt: skip
         if self.fail_fast and self.max_failures != 0:
             raise ValueError(
                 f"fail_fast={self.fail_fast!r} cannot be combined with "

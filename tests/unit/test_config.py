@@ -136,6 +136,33 @@ def test_max_failures_unlimited_without_fail_fast() -> None:
     assert (config.max_failures, config.fail_fast) == (-1, False)
 
 
+@pytest.mark.parametrize("value", [0.5, 3, 60.0, None])
+def test_node_silence_accepts_positive_seconds_or_none(value: Any) -> None:
+    assert FailureConfig(node_silence_s=value).node_silence_s == value
+
+
+@pytest.mark.parametrize("value", [0, -3.0, float("nan"), "3", True])
+def test_node_silence_rejects_other_values(value: Any) -> None:
+    with raises_naming("node_silence_s", value):
+        FailureConfig(node_silence_s=value)
+
+
+def test_node_silence_is_kept_with_the_experiment(tmp_path: Any) -> None:
+    """Tuner.restore runs with the node silence the experiment started with; an
+    experiment saved before the setting existed gets the default."""
+    from tune_ckpt.experiment_settings import experiment_settings, restored_settings
+    from tune_ckpt.storage import StorageLocation
+
+    experiment = StorageLocation.resolve(str(tmp_path))
+    run_config = RunConfig(failure_config=FailureConfig(max_failures=2, node_silence_s=None))
+    header = experiment_settings(run_config, TuneConfig(), {}, experiment)
+    restored, _ = restored_settings(header, experiment)
+    assert restored.failure_config == FailureConfig(max_failures=2, node_silence_s=None)
+    del header["run_config"]["failure_config"]["node_silence_s"]
+    older, _ = restored_settings(header, experiment)
+    assert older.failure_config == FailureConfig(max_failures=2)
+
+
 # -- RunConfig --------------------------------------------------------------------------------
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from tune_ckpt.config import FailureConfig
 from tune_ckpt.driver.node_watch import NodeVerdicts, NodeWatch, Reach, probe
 
 
@@ -33,39 +37,116 @@ def test_probe_tells_a_listening_port_from_a_closed_one(listening: tuple[str, in
 def test_a_refusal_after_an_answer_loses_the_node_once() -> None:
     verdicts = NodeVerdicts()
     assert not verdicts.reached("a")
-    assert not verdicts.observe("a", Reach.ANSWERED)
+    assert not verdicts.observe("a", Reach.ANSWERED, 0.0, 0.0)
     assert verdicts.reached("a")
-    assert verdicts.observe("a", Reach.REFUSED)
-    assert not verdicts.observe("a", Reach.REFUSED)  # reported once
+    assert verdicts.observe("a", Reach.REFUSED, 0.25, 0.25)
+    assert not verdicts.observe("a", Reach.REFUSED, 0.5, 0.5)  # reported once
 
 
 def test_a_node_never_reached_is_never_lost() -> None:
     """A driver that cannot reach raylets (Ray Client, a firewall) declares nothing."""
-    verdicts = NodeVerdicts(silences_to_lose=1)
+    verdicts = NodeVerdicts(silence_s=0.1)
     for reach in (Reach.REFUSED, Reach.SILENT, Reach.UNLISTED):
-        assert not verdicts.observe("a", reach)
+        assert not verdicts.observe("a", reach, 0.0, 10.0)
 
 
-def test_silence_must_last_and_an_answer_resets_it() -> None:
-    verdicts = NodeVerdicts(silences_to_lose=3)
-    verdicts.observe("a", Reach.ANSWERED)
-    assert not verdicts.observe("a", Reach.SILENT)
-    assert not verdicts.observe("a", Reach.SILENT)
-    assert not verdicts.observe("a", Reach.ANSWERED)
-    assert not verdicts.observe("a", Reach.SILENT)
-    assert not verdicts.observe("a", Reach.SILENT)
-    assert verdicts.observe("a", Reach.SILENT)
+def test_silence_must_last_from_the_first_unanswered_probe_and_an_answer_resets_it() -> None:
+    verdicts = NodeVerdicts(silence_s=3.0)
+    verdicts.observe("a", Reach.ANSWERED, 0.0, 0.0)
+    assert not verdicts.observe("a", Reach.SILENT, 1.0, 2.0)
+    assert not verdicts.observe("a", Reach.SILENT, 2.25, 3.25)
+    assert not verdicts.observe("a", Reach.ANSWERED, 3.5, 3.5)  # silent 2.25 s, then back
+    assert not verdicts.observe("a", Reach.SILENT, 4.0, 5.0)
+    assert not verdicts.observe("a", Reach.SILENT, 5.25, 6.25)
+    assert verdicts.observe("a", Reach.SILENT, 6.5, 7.5)  # 3.5 s since 4.0
+
+
+def test_without_a_silence_limit_only_a_refusal_or_ray_loses_a_node() -> None:
+    verdicts = NodeVerdicts(silence_s=None)
+    for node in ("a", "b"):
+        verdicts.observe(node, Reach.ANSWERED, 0.0, 0.0)
+    for second in range(1, 600):
+        assert not verdicts.observe("a", Reach.SILENT, second, second + 1.0)
+    assert verdicts.observe("a", Reach.REFUSED, 700.0, 700.0)
+    assert verdicts.observe("b", Reach.UNLISTED, 700.0, 700.0)
 
 
 def test_a_node_the_gcs_no_longer_lists_is_lost() -> None:
     verdicts = NodeVerdicts()
-    verdicts.observe("a", Reach.ANSWERED)
-    assert verdicts.observe("a", Reach.UNLISTED)
+    verdicts.observe("a", Reach.ANSWERED, 0.0, 0.0)
+    assert verdicts.observe("a", Reach.UNLISTED, 0.25, 0.25)
 
 
-def test_bad_silence_count_is_refused() -> None:
-    with pytest.raises(ValueError, match="silences_to_lose=0"):
-        NodeVerdicts(silences_to_lose=0)
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "3", True])
+def test_bad_silence_is_refused_naming_the_value(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"silence_s=.* is invalid: None, or"):
+        NodeVerdicts(silence_s=value)
+    with pytest.raises(ValueError, match=r"node_silence_s=.* is invalid: None, or"):
+        FailureConfig(node_silence_s=value)
+
+
+class _Raylet:
+    """A listening socket standing for a raylet: it accepts until ``hang()``, then its
+    accept queue (one place) fills and further connections go unanswered, as a raylet
+    behind a dropped network link would."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(0)
+        self.address = self.server.getsockname()
+        self._hung = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self.server.settimeout(0.01)
+        while not self._hung.is_set():
+            with contextlib.suppress(TimeoutError):
+                self.server.accept()[0].close()
+
+    def hang(self) -> None:
+        self._hung.set()
+        self._thread.join()
+
+    def close(self) -> None:
+        self.hang()
+        self.server.close()
+
+
+@pytest.mark.parametrize("silence_s", [0.3, None])
+def test_the_watch_loses_a_silent_raylet_only_after_its_silence_limit(
+    silence_s: float | None,
+) -> None:
+    raylet = _Raylet()
+    rounds: list[float] = []
+
+    def listing() -> dict[str, tuple[str, int]]:
+        rounds.append(time.monotonic())
+        return {"a": raylet.address}
+
+    watch = NodeWatch(probe_s=0.02, raylets=listing, silence_s=silence_s, connect_timeout_s=0.1)
+    try:
+        watch.watch(["a"])
+        deadline = time.monotonic() + 10
+        while not watch.reached("a"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        raylet.hang()
+        hung_at = time.monotonic()
+        found: set[str] = set()
+        while not found and time.monotonic() < hung_at + 1.5:
+            found |= watch.lost()
+            time.sleep(0.01)
+        if silence_s is None:
+            assert found == set()
+            assert probe(*raylet.address, 0.1) == Reach.SILENT  # it was silent all along
+        else:
+            assert found == {"a"}
+            assert time.monotonic() - hung_at >= silence_s
+    finally:
+        watch.close()
+        raylet.close()
 
 
 def test_the_watch_reports_a_raylet_that_went_away() -> None:

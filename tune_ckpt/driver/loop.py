@@ -122,7 +122,7 @@ class TrialRunner(
         # while a save that overruns costs only what stopping it at once would have.
         self._save_costs = SaveCostTracker(default_s=1.0)
         self._drain_watch = DrainWatch(run_config.spot)
-        self._node_watch = NodeWatch()
+        self._node_watch = NodeWatch(silence_s=run_config.failure_config.node_silence_s)
         self._events = TrialEvents(run_config, tune_config, trials, experiment)
 
     # -- the loop --------------------------------------------------------------------------

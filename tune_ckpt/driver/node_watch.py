@@ -7,8 +7,9 @@ two seconds after the node went (its process must notice the loss, then the driv
 for the GCS to confirm the actor's death). A raylet's port that refuses connections, or
 stops answering, says so at once. Only a node whose raylet has answered this driver before
 can be declared lost (a driver that cannot reach raylets at all, through Ray Client or a
-firewall, never declares anything), and silence must last ``SILENCES_TO_LOSE`` probes in a
-row (a refusal is final: nothing listens there any more). A node the GCS no longer lists as
+firewall, never declares anything), and silence must last ``FailureConfig.node_silence_s``
+(timed from the start of the first unanswered probe; None: silence alone never loses a
+node). A refusal is final: nothing listens there any more. A node the GCS no longer lists as
 alive is lost too. Nodes lost are reported once; the loop restarts their trials.
 
 A raylet that is alive but hung still accepts connections (the kernel completes them), so
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from tune_ckpt.config import FailureConfig, finite_number
 from tune_ckpt.driver import drains
 from tune_ckpt.errors import DrainError
 
@@ -33,8 +35,6 @@ PROBE_S = 0.25
 """How often the raylets of the nodes running trials are probed."""
 CONNECT_TIMEOUT_S = 1.0
 """How long a probe waits for a connection before it counts as silence."""
-SILENCES_TO_LOSE = 3
-"""Probes in a row without an answer that declare a node lost."""
 LIST_S = 1.0
 """How often the alive nodes' raylets are listed (one GCS call), and sooner for a node not
 seen yet."""
@@ -63,31 +63,36 @@ def probe(address: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> Reac
 class NodeVerdicts:
     """Pure: from each node's probes, whether it is lost (see the module docstring)."""
 
-    def __init__(self, silences_to_lose: int = SILENCES_TO_LOSE) -> None:
-        if silences_to_lose < 1:
-            raise ValueError(f"silences_to_lose={silences_to_lose!r} is invalid: at least 1")
-        self._silences_to_lose = silences_to_lose
+    def __init__(self, silence_s: float | None = FailureConfig.node_silence_s) -> None:
+        """``silence_s``: how long a node may stay silent (see the module docstring);
+        validated as ``FailureConfig.node_silence_s`` is."""
+        self._silence_s = (
+            None
+            if silence_s is None
+            else finite_number("silence_s", silence_s, 0, True, what="None, or seconds")
+        )
         self._answered: set[str] = set()
-        self._silences: dict[str, int] = {}
+        self._silent_since: dict[str, float] = {}
         self._lost: set[str] = set()
 
     def reached(self, node: str) -> bool:
         """Whether ``node``'s raylet has answered (so it can be declared lost)."""
         return node in self._answered
 
-    def observe(self, node: str, reach: Reach) -> bool:
-        """Record one probe of ``node``; True the first time it makes the node lost."""
+    def observe(self, node: str, reach: Reach, started: float, ended: float) -> bool:
+        """Record one probe of ``node``, run from ``started`` to ``ended`` (monotonic
+        seconds); True the first time it makes the node lost."""
         if node in self._lost:
             return False
         if reach == Reach.ANSWERED:
             self._answered.add(node)
-            self._silences.pop(node, None)
+            self._silent_since.pop(node, None)
             return False
         if node not in self._answered:
             return False  # never reachable from here: not ours to judge
         if reach == Reach.SILENT:
-            self._silences[node] = self._silences.get(node, 0) + 1
-            if self._silences[node] < self._silences_to_lose:
+            since = self._silent_since.setdefault(node, started)
+            if self._silence_s is None or ended - since < self._silence_s:
                 return False
         self._lost.add(node)
         return True
@@ -101,11 +106,13 @@ class NodeWatch:
         self,
         probe_s: float = PROBE_S,
         raylets: Callable[[], dict[str, tuple[str, int]]] = drains.node_managers,
-        verdicts: NodeVerdicts | None = None,
+        silence_s: float | None = FailureConfig.node_silence_s,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self._probe_s = probe_s
+        self._connect_timeout_s = connect_timeout_s
         self._raylets = raylets
-        self._verdicts = verdicts or NodeVerdicts()
+        self._verdicts = NodeVerdicts(silence_s)
         self._lock = threading.Lock()
         self._watched: frozenset[str] = frozenset()
         self._found: set[str] = set()
@@ -136,7 +143,7 @@ class NodeWatch:
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=CONNECT_TIMEOUT_S * 2)
+            self._thread.join(timeout=self._connect_timeout_s * 2)
 
     def _run(self) -> None:
         while not self._stop.wait(self._probe_s):
@@ -160,7 +167,8 @@ class NodeWatch:
         raylets = self._listed
         for node in sorted(watched):
             raylet = raylets.get(node)
-            reach = Reach.UNLISTED if raylet is None else probe(*raylet)
-            if self._verdicts.observe(node, reach):
+            started = time.monotonic()
+            reach = Reach.UNLISTED if raylet is None else probe(*raylet, self._connect_timeout_s)
+            if self._verdicts.observe(node, reach, started, time.monotonic()):
                 with self._lock:
                     self._found.add(node)
