@@ -25,7 +25,8 @@
     │                                   answering), noticed before Ray declared it dead
     └── ExperimentError (ValueError)    an experiment cannot be found, read or restored
         ├── ExperimentLockedError       another live driver holds the experiment's lease
-        └── LeaseLostError              a worker's driver no longer holds the lease: no commit
+        ├── LeaseLostError              a worker's driver no longer holds the lease: no commit
+        └── SupersededError             another actor now runs the worker's trial: no commit
 
 Backend errors are translated at the storage boundary (``raise StorageError(...) from exc``)
 and never logged and swallowed. ``STORAGE_ERRORS`` is the one tuple callers catch for them.
@@ -173,6 +174,11 @@ class ExperimentLockedError(ExperimentError):
 class LeaseLostError(ExperimentError):
     """The lease of the driver that started this worker is gone (the driver died and a new
     one took the experiment over): the worker must not commit."""
+
+
+class SupersededError(ExperimentError):
+    """The driver started another actor for this worker's trial (it lost touch with this
+    one: a lost node, a drain) and fenced this one off: the worker must not commit."""
 
 
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s|:$|$)")

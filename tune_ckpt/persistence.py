@@ -33,6 +33,7 @@ from tune_ckpt.storage.commit import CheckpointStore
 from tune_ckpt.storage.lease import require
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.manifest import METADATA_NAME
+from tune_ckpt.storage.owner import require_owner
 from tune_ckpt.storage.packing import PackedCheckpoint
 from tune_ckpt.storage.reading import Committed
 from tune_ckpt.trainable import FunctionTrainable, Trainable, TrainableState
@@ -64,6 +65,9 @@ class TrialContext:
     """The trial's name (``TuneConfig(trial_name_creator=...)``); empty: its folder's."""
     resources: dict[str, float] | None = None
     """What the trial holds (Ray's names: ``CPU``, ``GPU``, custom), for the trial context."""
+    owner: str = ""
+    """This actor's token in the trial folder's owner file (``storage/owner``), checked
+    before each commit; empty for the trial's first actor."""
 
 
 @dataclass(frozen=True)
@@ -225,13 +229,16 @@ class CheckpointWriter:
 
     def __init__(self, ctx: TrialContext) -> None:
         self.ctx = ctx
-        self.store = CheckpointStore(ctx.experiment)
+        self.store = CheckpointStore(ctx.experiment, guard=self._still_owner)
         choice = choose_transfer(ctx)
         self.shared = choice.shared
         self.fallback = choice.fallback
 
     def _relative(self, iteration: int) -> str:
         return paths.join(self.ctx.trial_dir, paths.checkpoint_dirname(iteration))
+
+    def _still_owner(self) -> None:
+        require_owner(self.ctx.experiment, self.ctx.trial_dir, self.ctx.owner)
 
     def _switch_to_object_store(self, error: StoragePermissionError) -> None:
         node_id, address = _this_node()

@@ -12,6 +12,8 @@ copy of the worker that commits after its node is gone (see ``_zombie_commit``).
 ``config["hold_at"]`` (with ``hold_a``, the trial whose ``a`` it is): the step waits there for
 ``release-hold`` in ``marker_dir``, holding the trial's node.
 
+``config["save_marks"]``: each save leaves ``saved-<pid>-<iteration>`` in ``marker_dir``.
+
 ``config["restore_gate"]``: a folder where ``Accumulator.load_checkpoint`` leaves a file
 named after its process holding its node's id, then waits until the folder holds ``open``
 (a restore as slow as a test needs).
@@ -135,6 +137,9 @@ class Accumulator(tune.Trainable):
         return {"total": self.total, "restored_from": self.restored_from, "node_id": self.node_id}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
+        if self.config.get("save_marks"):  # which process saved which iteration, for a test
+            open(os.path.join(self.config["marker_dir"], f"saved-{os.getpid()}-{self.iteration}"),
+                 "w").close()  # fmt: skip
         state = json.dumps({"total": self.total, "iteration": self.iteration})
         path = os.path.join(checkpoint_dir, "state.json")
         if self.config.get("fault") == "crash_in_save" and self.config.get("fault_at") == (

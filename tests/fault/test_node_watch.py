@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import tune_ckpt as tune
 from tune_ckpt import air
 from tune_ckpt.driver import drains
 from tune_ckpt.driver.node_watch import NodeWatch
+from tune_ckpt.storage.manifest import MANIFEST_NAME, Manifest, digest
 
 from ._trainables import Accumulator, expected_total
 
@@ -147,14 +149,33 @@ def _journaled_failures(journal: Path, trial_id: str) -> int:
     return failures
 
 
-def test_a_checkpoint_the_lost_worker_commits_after_the_loss_is_restored(
-    cluster: Cluster, tmp_path: Path
-) -> None:
-    """The watch notices a lost node before its worker dies, and that worker may still
-    commit the checkpoint it was writing. Here a copy of the worker commits iteration 10 only
-    after the driver has handled the loss (journaled the failure); the trial waits for a node
-    with room, and when one joins it restarts from iteration 10, not 5: nothing committed is
-    redone, and the metrics equal a fault-free run's."""
+@dataclass
+class _ZombieRun:
+    """A sweep whose trial ``a=1`` left a copy of its worker at iteration 10 (the fault
+    ``zombie_commit``, waiting for ``release-zombie``) and whose node was then removed."""
+
+    markers: Path
+    experiment: Path
+    runner: threading.Thread
+    outcome: dict[str, Any]
+    zombie: int = 0
+    trial_id: str = ""
+    doomed_id: str = ""
+
+    def finish(self) -> list[Any]:
+        self.runner.join(timeout=120)
+        assert not self.runner.is_alive()
+        return list(self.outcome["results"])
+
+    def kill_zombie(self) -> None:
+        if self.zombie:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.zombie, signal.SIGKILL)
+
+
+def _start_zombie_run(
+    cluster: Cluster, tmp_path: Path, iterations: int, **space: Any
+) -> _ZombieRun:
     markers, node_files = tmp_path / "markers", tmp_path / "nodes"
     markers.mkdir()
     node_files.mkdir()
@@ -166,54 +187,104 @@ def test_a_checkpoint_the_lost_worker_commits_after_the_loss_is_restored(
             "fault": "zombie_commit",
             "fault_at": 10,
             "fault_a": 1,
-            # The other trial holds the other node's CPU until the commit is seen.
-            "hold_at": 20,
-            "hold_a": 2,
             "marker_dir": str(markers),
             "node_file": str(node_files),
+            **space,
         },
         run_config=air.RunConfig(
             name="exp",
             storage_path=str(tmp_path / "storage"),
             verbose=0,
-            stop={"training_iteration": 40},
+            stop={"training_iteration": iterations},
             checkpoint_config=air.CheckpointConfig(checkpoint_frequency=5),
             failure_config=air.FailureConfig(max_failures=1),
         ),
     )
     outcome: dict[str, Any] = {}
-    zombie = 0
     runner = threading.Thread(target=lambda: outcome.update(results=tuner.fit()))
+    run = _ZombieRun(markers, tmp_path / "storage" / "exp", runner, outcome)
     runner.start()
     try:
         (marker,) = _wait_for(lambda: glob.glob(str(markers / "*-zombie")))
-        zombie = int(Path(marker).read_text())
-        trial_id = os.path.basename(marker)[: -len("-zombie")]
-        doomed_id = (node_files / trial_id).read_text()
-        (doomed,) = [n for n in cluster.worker_nodes if n.node_id == doomed_id]
+        run.zombie = int(Path(marker).read_text())
+        run.trial_id = os.path.basename(marker)[: -len("-zombie")]
+        run.doomed_id = (node_files / run.trial_id).read_text()
+        (doomed,) = [n for n in cluster.worker_nodes if n.node_id == run.doomed_id]
         cluster.remove_node(doomed, allow_graceful=False)
-        journal = tmp_path / "storage" / "exp" / "experiment_journal.jsonl"
-        _wait_for(lambda: _journaled_failures(journal, trial_id) == 1)
-        (markers / "release-zombie").touch()
-        _wait_for(
-            lambda: glob.glob(
-                str(tmp_path / "storage" / "exp" / f"*{trial_id}" / "checkpoint_000010")
-            )
-        )
+    except BaseException:
+        run.kill_zombie()
+        raise
+    return run
+
+
+def test_a_checkpoint_the_lost_worker_commits_after_the_loss_is_restored(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The watch notices a lost node before its worker dies, and that worker may still
+    commit the checkpoint it was writing. Here a copy of the worker commits iteration 10 only
+    after the driver has handled the loss (journaled the failure); the trial waits for a node
+    with room, and when one joins it restarts from iteration 10, not 5: nothing committed is
+    redone, and the metrics equal a fault-free run's."""
+    # The other trial holds the other node's CPU until the commit is seen.
+    run = _start_zombie_run(cluster, tmp_path, 40, hold_at=20, hold_a=2)
+    try:
+        journal = run.experiment / "experiment_journal.jsonl"
+        _wait_for(lambda: _journaled_failures(journal, run.trial_id) == 1)
+        (run.markers / "release-zombie").touch()
+        _wait_for(lambda: glob.glob(str(run.experiment / f"*{run.trial_id}" / "checkpoint_000010")))
         cluster.add_node(num_cpus=1)
-        (markers / "release-hold").touch()
-        runner.join(timeout=120)
-        assert not runner.is_alive()
+        (run.markers / "release-hold").touch()
+        first, second = run.finish()
     finally:
-        (markers / "release-hold").touch()
-        if zombie:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(zombie, signal.SIGKILL)
-    first, second = outcome["results"]
+        (run.markers / "release-hold").touch()
+        run.kill_zombie()
     assert first.error is None
     assert first.metrics["num_failures"] == 1
     assert first.metrics["restored_from"] == 10
-    assert first.metrics["node_id"] != doomed_id
+    assert first.metrics["node_id"] != run.doomed_id
     assert first.metrics["total"] == expected_total(40, 1)
     assert second.metrics["num_failures"] == 0
     assert second.metrics["total"] == expected_total(40, 2)
+
+
+def test_a_lost_worker_that_commits_after_its_trial_restarted_is_fenced_off(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The copy of the lost worker is released only once the trial's new actor has committed
+    iteration 10 itself. Its own commit of iteration 10 is refused (the trial's owner token
+    changed when the new actor started), so the checkpoint the driver recorded stays: its
+    manifest's digest is the journaled one and its results are the new actor's. Without the
+    fence the old worker's commit replaced it."""
+    run = _start_zombie_run(cluster, tmp_path, 30, save_marks=True)
+    try:
+        cluster.add_node(num_cpus=1)
+        (trial_dir,) = _wait_for(lambda: glob.glob(str(run.experiment / f"*{run.trial_id}")))
+        _wait_for(lambda: os.path.isdir(os.path.join(trial_dir, "checkpoint_000010")))
+        (run.markers / "release-zombie").touch()
+        _wait_for(lambda: (run.markers / f"saved-{run.zombie}-10").exists())
+        # The copy's attempt is over once its temporary folder is gone (refused or renamed).
+        _wait_for(lambda: not glob.glob(os.path.join(trial_dir, ".tmp_checkpoint_000010_*")))
+        first, second = run.finish()
+    finally:
+        run.kill_zombie()
+    assert first.error is None
+    assert first.metrics["num_failures"] == 1
+    assert first.metrics["restored_from"] == 5
+    assert first.metrics["total"] == expected_total(30, 1)
+    assert second.metrics["total"] == expected_total(30, 2)
+    manifest = Path(trial_dir, "checkpoint_000010", MANIFEST_NAME).read_bytes()
+    journaled = _journaled_digests(run.experiment / "experiment_journal.jsonl", run.trial_id)
+    assert journaled[10] == digest(manifest)
+    results = Manifest.from_bytes(manifest).results
+    assert results and all(r["node_id"] != run.doomed_id for r in results)
+
+
+def _journaled_digests(journal: Path, trial_id: str) -> dict[int, str]:
+    """Iteration -> manifest digest of the trial's checkpoints, in its last journal entry."""
+    digests: dict[int, str] = {}
+    for line in journal.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if entry.get("trial_id") == trial_id:
+                digests = {c["iteration"]: c["manifest_digest"] for c in entry["checkpoints"]}
+    return digests

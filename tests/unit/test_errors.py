@@ -145,8 +145,8 @@ def test_every_public_error_is_a_tune_ckpt_error() -> None:
         if isinstance(obj, type) and issubclass(obj, BaseException)
     ]
     # 12, plus StorageFullError, two lease errors, DrainError, SpotNoticeError, TuneError,
-    # NodeLostError
-    assert len(classes) == 19
+    # NodeLostError, SupersededError
+    assert len(classes) == 20
     assert all(issubclass(cls, TuneCkptError) for cls in classes)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -56,8 +57,16 @@ T = TypeVar("T")
 class CheckpointStore:
     """Commit, list, verify, delete and sweep checkpoints under an experiment root."""
 
-    def __init__(self, location: StorageLocation) -> None:
+    def __init__(self, location: StorageLocation, guard: Callable[[], None] | None = None) -> None:
+        """``guard``: called right before a commit replaces or publishes anything (a
+        worker's check that it still owns its trial, ``storage/owner``); what it raises
+        leaves every committed checkpoint as it was."""
         self.location = location
+        self._guard = guard
+
+    def _check_guard(self) -> None:
+        if self._guard is not None:
+            self._guard()
 
     def _local_call(self, operation: str, os_path: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` (work on the local OS path ``os_path``) under the retry policy."""
@@ -176,6 +185,11 @@ class CheckpointStore:
                 fsync_path(folder)
 
         self._local_call("write manifest", staged_dir, seal)
+        try:
+            self._check_guard()
+        except BaseException:
+            shutil.rmtree(staged_dir, ignore_errors=True)  # never to be published
+            raise
         tmp_relative = self.location.relative_to_root(self._os_to_fs(staged_dir))
         staging.publish_local(self.location, tmp_relative, relative)
         target = self.location.local_os_path(relative)
@@ -194,6 +208,7 @@ class CheckpointStore:
         """Object stores: un-commit, write the files in place, then the manifest last."""
         paths.check_relative(relative)
         loc = self.location
+        self._check_guard()
         # A reader must never see a manifest whose files are being replaced.
         loc.delete_file(paths.join(relative, MANIFEST_NAME))
         loc.delete_dir(relative)
@@ -217,6 +232,7 @@ class CheckpointStore:
             loc.write_bytes(paths.join(relative, METADATA_NAME), metadata)
         manifest = Manifest(tuple(entries), iteration, results=tuple(results))
         data = manifest.to_bytes()
+        self._check_guard()
         loc.write_bytes(paths.join(relative, MANIFEST_NAME), data)
         return Committed(relative, manifest, digest(data))
 
