@@ -26,6 +26,7 @@ from tune_ckpt.persistence import CheckpointWriter, TrialContext
 from tune_ckpt.storage import lease as lease_mod
 from tune_ckpt.storage.location import StorageLocation
 from tune_ckpt.storage.manifest import MANIFEST_NAME
+from tune_ckpt.storage.owner import current_owner
 from tune_ckpt.trainable import TrainableState
 
 from ._driver import TESTS_DIR
@@ -137,10 +138,14 @@ def test_second_driver_refused_then_stale_lease_taken_over(
     assert isinstance(lost.value.as_instanceof_cause(), LeaseLostError)
     assert (newest / MANIFEST_NAME).read_bytes() == manifest
 
-    # The same worker under a live lease commits (the check is not always failing).
+    # The same worker under a live lease commits (the check is not always failing), with the
+    # owner token the restored driver gave the trial's last actor (storage/owner).
     live = lease_mod.acquire(location)
     try:
-        alive = TrialContext("alive", trial_dir, location, "shared", live.name, CheckpointConfig())
+        alive = TrialContext(
+            "alive", trial_dir, location, "shared", live.name, CheckpointConfig(),
+            owner=current_owner(location, trial_dir),
+        )  # fmt: skip
         ray.get(commit_in_worker.remote(alive, ITERATIONS + 1))
         assert (
             experiment / trial_dir / f"checkpoint_{ITERATIONS + 1:06d}" / MANIFEST_NAME
