@@ -7,13 +7,33 @@ the value and what is allowed, so a mistake surfaces where it was made, not in a
 from __future__ import annotations
 
 import enum
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tune_ckpt.callback import Callback, checked_callbacks
+from tune_ckpt.config_checks import finite_number, seconds_from_env
+from tune_ckpt.config_checks import invalid as _bad
+from tune_ckpt.config_checks import is_int as _is_int
+from tune_ckpt.spot_config import METADATA_URL, SpotConfig, SpotProvider
+
+__all__ = [
+    "METADATA_URL",
+    "CheckpointConfig",
+    "FailureConfig",
+    "RunConfig",
+    "SpotConfig",
+    "SpotProvider",
+    "StopCallable",
+    "StorageRetry",
+    "TransferMode",
+    "TuneConfig",
+    "Verbosity",
+    "finite_number",
+    "seconds_from_env",
+    "stop_value_reached",
+]
 
 StopCallable = Callable[[str, dict[str, Any]], bool]
 TransferMode = Literal["auto", "shared", "object_store"]
@@ -36,29 +56,6 @@ def stop_value_reached(value: Any, threshold: float | bool) -> bool:
     if threshold is True:
         return bool(value)
     return bool(value >= threshold)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _bad(field_name: str, value: object, allowed: str) -> ValueError:
-    return ValueError(f"{field_name}={value!r} is invalid: {allowed}")
-
-
-def seconds_from_env(name: str, default: float) -> float:
-    """A positive, finite number of seconds from the environment variable ``name``, or
-    ``default`` when it is unset; any other value raises ValueError naming the variable."""
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{name}={raw!r} is invalid: a number of seconds > 0")
-    return value
 
 
 @dataclass(frozen=True)
@@ -365,60 +362,3 @@ class TuneConfig:
                 raise TypeError(
                     f"{name}={creator!r} is invalid: a function fn(trial) -> str, or None"
                 )
-
-
-SpotProvider = Literal["aws", "gcp", "auto"]
-METADATA_URL = "http://169.254.169.254"  # both clouds' link-local instance metadata service
-
-
-def finite_number(
-    name: str, value: object, minimum: float, strict: bool, what: str = "a finite number"
-) -> float:
-    """``value`` as a float when it is a finite number above ``minimum`` (``strict``) or
-    not below it; else ValueError naming ``name``, the value and what is allowed."""
-    number = (
-        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    )
-    if (
-        number is None
-        or not math.isfinite(number)
-        or (number <= minimum if strict else number < minimum)
-    ):
-        raise _bad(name, value, f"{what} {'>' if strict else '>='} {minimum:g}")
-    return number
-
-
-@dataclass(frozen=True)
-class SpotConfig:
-    """Watching for spot interruption notices: one watcher per node turns the cloud's
-    notice into a Ray drain (``tune_ckpt.spot``).
-
-    Args:
-        provider: ``"aws"``, ``"gcp"``, or ``"auto"`` (the one whose metadata answers).
-        poll_s: seconds between two reads of the notice.
-        margin_s: the drain's deadline is this long before the notice's time, so the
-            node's trials are saved and gone before the cloud stops the instance.
-        metadata_url: the metadata service (default the clouds' ``169.254.169.254``);
-            tests point it at a fake one on 127.0.0.1.
-        timeout_s: how long one request to the metadata service may take.
-        enabled: False turns the watchers off while keeping the settings.
-    """
-
-    provider: SpotProvider = "auto"
-    poll_s: float = 2.0
-    margin_s: float = 5.0
-    metadata_url: str = METADATA_URL
-    timeout_s: float = 1.0
-    enabled: bool = True
-
-    def __post_init__(self) -> None:
-        if self.provider not in ("aws", "gcp", "auto"):
-            raise _bad("provider", self.provider, "one of aws, gcp, auto")
-        finite_number("poll_s", self.poll_s, 0, True, what="a number of seconds")
-        finite_number("margin_s", self.margin_s, 0, False, what="a number of seconds")
-        finite_number("timeout_s", self.timeout_s, 0, True, what="a number of seconds")
-        url = self.metadata_url
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise _bad("metadata_url", url, "an http:// or https:// URL")
-        if not isinstance(self.enabled, bool):
-            raise _bad("enabled", self.enabled, "True or False")
