@@ -53,7 +53,6 @@ from tune_ckpt.progress import Progress
 from tune_ckpt.result_files import ResultFiles
 from tune_ckpt.schedulers import SaveCheckpoint, SchedulerAction, SchedulerDecision
 from tune_ckpt.storage.location import StorageLocation
-from tune_ckpt.storage.owner import claim
 from tune_ckpt.trainable import Trainable, resource_request
 from tune_ckpt.trial import Trial, TrialStatus
 
@@ -107,7 +106,7 @@ class TrialRunner(
         self._failure_config = run_config.failure_config
         self._journal = journal
         self._marker = marker
-        self._owners: dict[str, str] = {}  # trial id -> its current actor's owner token
+        self._owners = {}
         self._progress = progress
         self._placement = Placement()
         self._inflight: dict[ray.ObjectRef, Call] = {}
@@ -209,12 +208,7 @@ class TrialRunner(
         )
 
     def _start(self, trial: Trial, request: dict[str, float]) -> None:
-        try:
-            self._claim_owner(trial)
-        except StorageError as exc:
-            logger.error("storage failed on the driver; ending the sweep: %s", exc)
-            self._pending.appendleft(trial)
-            self._abort = exc
+        if not self._claim_owner(trial):
             return
         self._placement.take(request)
         if trial.num_failures:
@@ -246,15 +240,6 @@ class TrialRunner(
             return
         self._actors.stop_idle()  # idle actors of another shape hold what it may need
         self._start_fresh(trial, request, files)
-
-    def _claim_owner(self, trial: Trial) -> None:
-        """A trial that ran before gets a new owner token before its new actor exists, so
-        no earlier actor of it (one this driver gave up on, on a lost or drained node) can
-        commit over the new one's checkpoints (``storage/owner``). Before the look for
-        unheard checkpoints: what an old actor published before this is seen there."""
-        ran_before = trial.iteration or trial.num_failures or trial.num_preemptions
-        if ran_before or trial.exploit is not None or trial.trial_id in self._owners:
-            self._owners[trial.trial_id] = claim(self._experiment, trial.trial_dir)
 
     def _start_fresh(self, trial: Trial, request: dict[str, float], files: ResultFiles) -> None:
         actor = self._actors.start(

@@ -1,7 +1,7 @@
-"""The driver loop's restores, mixed into ``TrialRunner``: a trial starting again from its
-checkpoints (on shared storage the worker reads them; otherwise the driver reads, verifies
-and sends them packed), in a fresh actor or an idle one reset for it, and what follows a
-restore or an actor's reset."""
+"""The driver loop's restores, mixed into ``TrialRunner``: a trial starting again (under a new
+owner token, ``storage/owner``) from its checkpoints (on shared storage the worker reads
+them; otherwise the driver reads, verifies and sends them packed), in a fresh actor or an
+idle one reset for it, and what follows a restore or an actor's reset."""
 
 from __future__ import annotations
 
@@ -10,12 +10,32 @@ import logging
 from tune_ckpt.driver.runner_base import Call, RunnerBase, Slot
 from tune_ckpt.errors import StorageError
 from tune_ckpt.persistence import RestoreOutcome
+from tune_ckpt.storage.owner import claim
+from tune_ckpt.trial import Trial
 
 logger = logging.getLogger(__name__)
 
 
 class RestoreHandling(RunnerBase):
     """The loop's steps for restores (see the module docstring)."""
+
+    def _claim_owner(self, trial: Trial) -> bool:
+        """A trial that ran before gets a new owner token before its new actor exists, so
+        no earlier actor of it (one this driver gave up on, on a lost or drained node) can
+        commit over the new one's checkpoints (``storage/owner``). Called before the look
+        for unheard checkpoints: what an old actor published before it is seen there.
+        False when the storage failed: the sweep ends, the trial still pending."""
+        ran_before = trial.iteration or trial.num_failures or trial.num_preemptions
+        if not (ran_before or trial.exploit is not None or trial.trial_id in self._owners):
+            return True
+        try:
+            self._owners[trial.trial_id] = claim(self._experiment, trial.trial_dir)
+        except StorageError as exc:
+            logger.error("storage failed on the driver; ending the sweep: %s", exc)
+            self._pending.appendleft(trial)
+            self._abort = exc
+            return False
+        return True
 
     def _restore(self, slot: Slot, shares_storage: bool) -> None:
         if self._restore_exploit(slot):

@@ -75,6 +75,7 @@ class RunnerBase:
     _tune_config: TuneConfig
     _journal: Journal
     _abort: BaseException | None
+    _owners: dict[str, str]  # trial id -> the owner token of its current actor
 
     def _end(self, slot: Slot) -> None:
         raise NotImplementedError
