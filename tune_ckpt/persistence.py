@@ -229,7 +229,7 @@ class CheckpointWriter:
 
     def __init__(self, ctx: TrialContext) -> None:
         self.ctx = ctx
-        self.store = CheckpointStore(ctx.experiment, guard=self._still_owner)
+        self.store = CheckpointStore(ctx.experiment, guard=self._may_commit)
         choice = choose_transfer(ctx)
         self.shared = choice.shared
         self.fallback = choice.fallback
@@ -237,7 +237,10 @@ class CheckpointWriter:
     def _relative(self, iteration: int) -> str:
         return paths.join(self.ctx.trial_dir, paths.checkpoint_dirname(iteration))
 
-    def _still_owner(self) -> None:
+    def _may_commit(self) -> None:
+        """Right before a commit publishes anything: its driver still holds the lease
+        (``storage/lease``) and this actor still owns the trial (``storage/owner``)."""
+        require(self.ctx.experiment, self.ctx.marker)
         require_owner(self.ctx.experiment, self.ctx.trial_dir, self.ctx.owner)
 
     def _switch_to_object_store(self, error: StoragePermissionError) -> None:
@@ -266,7 +269,6 @@ class CheckpointWriter:
         try:
             _save_into(trainable, tmp)
             if self.shared:
-                require(self.ctx.experiment, self.ctx.marker)
                 try:
                     committed = self.store.commit_local_dir(
                         relative, tmp, state.iteration, results=results
@@ -291,7 +293,6 @@ class CheckpointWriter:
         committed, or packed if the commit is refused; it never outlives the call."""
         try:
             _save_into(trainable, staged)
-            require(self.ctx.experiment, self.ctx.marker)
             try:
                 committed = self.store.commit_staged(relative, staged, state.iteration, results)
             except StoragePermissionError as exc:
@@ -309,8 +310,6 @@ class CheckpointWriter:
     ) -> SavedCheckpoint:
         """Persist (or pack) a Checkpoint a function trainable reported."""
         relative = self._relative(state.iteration)
-        if self.shared:
-            require(self.ctx.experiment, self.ctx.marker)
         fs = checkpoint.filesystem
         local_dir = checkpoint.path if fs is not None and fs.type_name == "local" else None
         if local_dir is not None:

@@ -59,8 +59,8 @@ class CheckpointStore:
 
     def __init__(self, location: StorageLocation, guard: Callable[[], None] | None = None) -> None:
         """``guard``: called right before a commit replaces or publishes anything (a
-        worker's check that it still owns its trial, ``storage/owner``); what it raises
-        leaves every committed checkpoint as it was."""
+        worker's checks that its driver holds the lease and its actor owns the trial);
+        what it raises leaves every committed checkpoint as it was."""
         self.location = location
         self._guard = guard
 

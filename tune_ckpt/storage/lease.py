@@ -305,7 +305,8 @@ def acquire(experiment: StorageLocation) -> Lease:
 
 def require(experiment: StorageLocation, marker: str) -> None:
     """Raise LeaseLostError unless the marker of the driver that started this worker is
-    still there; called before each commit to shared storage (one existence check). A
+    still there; called right before each commit to shared storage publishes (the commit
+    guard, with the owner check of ``storage/owner``; one existence check). A
     worker no fit() started (``validate_save_restore``'s, whose marker is no marker name)
     has no lease to check."""
     if is_marker_name(marker) and not experiment.is_file(marker):
